@@ -144,13 +144,14 @@ def _signed_gap(op: str, target: float, value: float) -> float:
 
 
 class Constrained(Objective):
-    """An inner objective subject to hard limits; a violating design's reward is the failure reward minus its
-    relative violation, so it ranks below every feasible design and infeasible ones still rank among themselves."""
+    """An inner objective subject to hard limits. A violating design's reward is ``failure_reward`` minus its relative
+    violation: with ``failure_reward`` below every feasible reward (the default -1e6 is, for rewards of ordinary
+    magnitude) it ranks below every feasible design, and infeasible designs still rank among themselves."""
 
-    def __init__(self, inner: Objective, limits: Mapping[str, Any], failure_reward: float | None = None) -> None:
+    def __init__(self, inner: Objective, limits: Mapping[str, Any], failure_reward: float = -1e6) -> None:
         self.inner = inner
         self.limits = _parse_targets(limits)
-        self.failure_reward = inner.failure_reward if failure_reward is None else failure_reward
+        self.failure_reward = failure_reward
         self.multi = inner.multi
 
     def metric_names(self) -> list[str]:
