@@ -112,3 +112,20 @@ def test_ppo_trains_a_few_hundred_steps(mode):
     action, _ = model.predict(obs, deterministic=True)
     assert env.action_space.contains(action)
     env.close()
+
+
+@pytest.mark.parametrize("mode", ["oneshot", "constructive"])
+def test_check_env_mixed_space_with_floats(mode):
+    from toy_sims import ToySim
+
+    from archgym.objective import SingleMetric
+    from archgym.registry import Problem
+
+    env = ArchGymEnv(Problem("toy", ToySim(), SingleMetric("score"), max_steps=5), mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+    if mode == "oneshot":
+        assert isinstance(env.action_space, gymnasium.spaces.Box)
+    else:
+        assert env.action_space.n == 8  # the float is offered as 8 bins, the widest decision

@@ -135,3 +135,10 @@ def test_import_is_lazy():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "[]", res.stdout + res.stderr
     assert _cli("--help").returncode == 0
+
+
+def test_time_budget_stops_the_run(tmp_path):
+    with TrialLog(tmp_path / "t.sqlite") as log:
+        runner = start_run(log, RunSpec(ENV, {}, "random", {}, seed=0, budget=None, time_budget=0.5))
+        n = runner.run()
+        assert 0 < n < 26206 and log.run(runner.run_id)["status"] == "finished"
