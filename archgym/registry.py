@@ -53,10 +53,20 @@ ENVS: dict[str, EnvEntry] = {
         "NAS-Bench-Graph, multi-objective: validation accuracy vs latency",
         {"dataset": "cora"},
     ),
+    "archgym/AGNN-v0": EnvEntry(
+        "archgym.simulators.gnn_train:make_problem",
+        "AGNN/GraphNAS macro space, each design really trained with PyG (dataset: synthetic, cora, citeseer, pubmed); "
+        "reward = validation accuracy",
+        {"dataset": "synthetic"},
+        extra="torch",
+        test_kwargs={"dataset": "synthetic", "synthetic_nodes": 60, "max_epochs": 2, "patience": 2},
+    ),
 }
 
 SEARCHERS: dict[str, str] = {
     "random": "archgym.algorithms.random_search:RandomSearcher",
+    "reinforce": "archgym.algorithms.reinforce:ReinforceSearcher",
+    "agnn": "archgym.algorithms.reinforce:AGNNSearcher",
 }
 
 
