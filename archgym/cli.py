@@ -143,6 +143,12 @@ def search(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its log."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-evaluation time limit in seconds."),
     backend: str = typer.Option("local", "--backend", help="local (in-process) or ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray: cluster address (auto or HOST:PORT); default: start a local Ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray: concurrent trials (default: cluster CPUs / --cpus-per-trial)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", help="Ray: CPUs per trial (default 1)."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", help="Ray: GPUs per trial (default 0)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Ray: fifo (default) or asha (stop weak training runs early)."),
+    designs_per_trial: Optional[int] = typer.Option(None, "--designs-per-trial", help="Ray: designs per Tune trial (default: sized from the simulator's cost)."),
     top: int = typer.Option(5, "--top", help="How many best designs to print."),
 ) -> None:
     """Run a search (or resume one with --resume --out DIR) and print the best designs found."""
@@ -151,6 +157,8 @@ def search(
 
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend {backend!r} is not allowed; allowed: local, ray")
+    ray_options = dict(address=address, workers=workers, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                       scheduler=scheduler, designs_per_trial=designs_per_trial)
     if resume:
         if out is None:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
@@ -160,6 +168,11 @@ def search(
                 raise LogError(f"{out} holds no run to resume")
             for run_id in run_ids:
                 if log.run(run_id)["status"] == "finished":
+                    continue
+                if backend == "ray" or (log.run(run_id)["meta"] or {}).get("backend") == "ray":
+                    from archgym.ray_runner import resume_run_ray
+
+                    resume_run_ray(log, run_id, out, timeout=timeout, **ray_options)
                     continue
                 runner = reopen_run(log, run_id, timeout=timeout)
                 run_with_progress(runner, resume=True)
@@ -181,7 +194,9 @@ def search(
     if backend == "ray":
         from archgym.ray_runner import run_search_ray
 
-        run_search_ray(spec, out, prepared)
+        run_id = run_search_ray(spec, out, prepared, timeout=timeout, **ray_options)
+        with TrialLog(log_path(out)) as log:
+            print_best(log, run_id, top)
         return
     with TrialLog(log_path(out)) as log:
         runner = start_run(log, spec, prepared, timeout=timeout)
