@@ -61,12 +61,40 @@ ENVS: dict[str, EnvEntry] = {
         extra="torch",
         test_kwargs={"dataset": "synthetic", "synthetic_nodes": 60, "max_epochs": 2, "patience": 2},
     ),
+    "archgym/TangleConv-v0": EnvEntry(
+        "archgym.simulators.standalone_train:make_conv_problem",
+        "TangleNAS conv macro space (5 layers x channels x kernel {3,5,7}), trained standalone (digits, fashion_mnist, "
+        "cifar10); reward = validation accuracy; one-shot searchers: darts, drnas, gdas, spos",
+        {"dataset": "digits"},
+        extra="torch",
+        test_kwargs={"epochs": 1, "max_train": 64, "channels": [4, 8], "kernels": [3, 5]},
+    ),
+    "archgym/TangleViT-v0": EnvEntry(
+        "archgym.simulators.standalone_train:make_vit_problem",
+        "TangleNAS AutoFormer-style ViT space (width, depth, heads and MLP ratio per layer), trained standalone; "
+        "reward = validation accuracy",
+        {"dataset": "digits"},
+        extra="torch",
+        test_kwargs={"epochs": 1, "max_train": 64, "embed_dims": [16, 32], "depths": [1, 2], "heads": [1, 2]},
+    ),
+    "archgym/TangleGPT-v0": EnvEntry(
+        "archgym.simulators.standalone_train:make_gpt_problem",
+        "TangleNAS NanoGPT-style character LM space (layers, heads, width, MLP ratio) on a UTF-8 text (default: "
+        "Python's pydoc topics); reward = -validation loss",
+        {},
+        extra="torch",
+        test_kwargs={"steps": 2, "max_chars": 20000, "embed_dims": [16, 32], "layers": [1, 2], "heads": [1, 2]},
+    ),
 }
 
 SEARCHERS: dict[str, str] = {
     "random": "archgym.algorithms.random_search:RandomSearcher",
     "reinforce": "archgym.algorithms.reinforce:ReinforceSearcher",
     "agnn": "archgym.algorithms.reinforce:AGNNSearcher",
+    "darts": "archgym.algorithms.oneshot:DARTS",
+    "drnas": "archgym.algorithms.oneshot:DrNAS",
+    "gdas": "archgym.algorithms.oneshot:GDAS",
+    "spos": "archgym.algorithms.oneshot:SPOS",
 }
 
 
