@@ -102,7 +102,7 @@ class TrialLog:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
+            uri = f"{self.path.resolve().as_uri()}?mode=ro" if readonly else str(self.path)
             self._db = sqlite3.connect(uri, uri=readonly, timeout=60.0, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout=60000")
             if not readonly:

@@ -44,8 +44,8 @@ def test_same_seed_same_trials_and_resume_continues_sequence(tmp_path):
 
 def test_sigkill_then_resume_gives_exactly_the_budget(tmp_path):
     out = tmp_path / "run"
-    budget = 6000
-    args = ["search", "--env", ENV, "--budget", str(budget), "--seed", "3", "--out", str(out)]
+    budget = 3000
+    args = ["search", "--env", ENV, "--budget", str(budget), "--seed", "3", "--batch-size", "4", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "archgym", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     done = 0
     deadline = time.time() + 60
@@ -73,7 +73,7 @@ def test_sigkill_then_resume_gives_exactly_the_budget(tmp_path):
         assert log.run(run)["status"] == "finished"
     # the same seed, uninterrupted, proposes exactly the same trials
     with TrialLog(tmp_path / "ref.sqlite") as log:
-        start_run(log, RunSpec(ENV, {}, "random", {}, seed=3, budget=budget)).run()
+        start_run(log, RunSpec(ENV, {}, "random", {}, seed=3, budget=budget, batch_size=4)).run()
     assert designs == _designs(tmp_path / "ref.sqlite")
 
 
