@@ -445,18 +445,23 @@ def _error_reason(trial: Any, retries: int) -> str:
     return f"Ray trial worker failed {n} time(s), {retries} retr{'y' if retries == 1 else 'ies'} allowed: {detail}"
 
 
+def check_setup(problem: Problem, options: RayOptions) -> None:
+    """Refuse options the problem cannot run with, before anything is logged."""
+    options.check()
+    if options.scheduler == "asha" and not supports_epochs(problem.simulator):
+        raise ConfigError(f"--scheduler asha needs a simulator that reports per-epoch results "
+                          f"(evaluate_epochs and max_fidelity); {problem.simulator.name} does not")
+
+
 class RayRunner:
     """Run one logged search on Ray Tune. The driver (this object) is the only writer of the trial log."""
 
     def __init__(self, problem: Problem, searcher: Searcher | None, log: TrialLog, run_id: str, out: Path,
                  budget: int | None, time_budget: float | None, options: RayOptions, seed: int = 0,
                  timeout: float | None = None, search_alg: Any = None) -> None:
-        options.check()
+        check_setup(problem, options)
         if searcher is None and search_alg is None:
             raise ConfigError("give an archgym searcher or a Ray search algorithm")
-        if options.scheduler == "asha" and not supports_epochs(problem.simulator):
-            raise ConfigError(f"--scheduler asha needs a simulator that reports per-epoch results "
-                              f"(evaluate_epochs and max_fidelity); {problem.simulator.name} does not")
         self.problem = problem
         self.log = log
         self.run_id = run_id
@@ -653,6 +658,7 @@ def run_search_ray(spec: RunSpec, out: Path, prepared: tuple[Problem, Searcher] 
     of ``RayOptions`` (address, workers, cpus_per_trial, gpus_per_trial, scheduler, designs_per_trial, ...)."""
     opts = RayOptions.from_meta(None, **ray_options)
     problem, searcher = prepared or prepare(spec)
+    check_setup(problem, opts)
     out = Path(out)
     with TrialLog(log_path(out)) as log:
         name = spec.searcher if search_alg is None else f"ray:{type(search_alg).__name__}"
