@@ -312,7 +312,7 @@ class GDAS(OneShotSearcher):
         out = {}
         for n in self.choices:
             a = self._alpha(n).detach() if for_weights else self._alpha(n)
-            gumbel = -torch.log(-torch.log(torch.rand_like(a).clamp_min(1e-20)).clamp_min(1e-20))
+            gumbel = -torch.empty_like(a).exponential_().clamp_min(1e-20).log()
             soft = ((a.log_softmax(0) + gumbel) / self.tau()).softmax(0)
             hard = torch.zeros_like(soft).scatter_(0, soft.argmax().view(1), 1.0)
             out[n] = hard - soft.detach() + soft

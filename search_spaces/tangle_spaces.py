@@ -204,10 +204,11 @@ def conv_arch(design: Design) -> tuple[list[int], list[int]]:
 
 
 def _pool_layers(n_layers: int, size: int) -> tuple[int, ...]:
-    """2x2 max-pooling after layers 1 and 3 while the feature map is at least 2 pixels wide."""
+    """2x2 max-pooling after layers 1 and 3 while the pooled map stays at least 4 pixels wide (so that every kernel
+    choice up to 7x7 still sees distinct pixels: on a 2x2 map a 5x5 kernel acts like its 3x3 centre)."""
     out = []
     for i in (1, 3):
-        if i < n_layers and size >= 2:
+        if i < n_layers and size // 2 >= 4:
             out.append(i)
             size //= 2
     return tuple(out)
