@@ -660,14 +660,18 @@ def run_search_ray(spec: RunSpec, out: Path, prepared: tuple[Problem, Searcher] 
     problem, searcher = prepared or prepare(spec)
     check_setup(problem, opts)
     out = Path(out)
+    name = spec.searcher if search_alg is None else f"ray:{type(search_alg).__name__}"
     with TrialLog(log_path(out)) as log:
-        name = spec.searcher if search_alg is None else f"ray:{type(search_alg).__name__}"
         run_id = log.start_run(
             None, env=spec.env, env_args=spec.env_args, simulator=problem.simulator.name, searcher=name,
             searcher_args=searcher.config() if search_alg is None else {}, seed=spec.seed, budget=spec.budget,
             time_budget=spec.time_budget, batch_size=spec.batch_size, space=problem.space.to_dict(),
             fingerprint=problem.space.fingerprint(), objective=problem.objective.describe(), meta=opts.to_meta(),
         )
+        # Copy SQLite's write-ahead log into the main file now, header (application id) included: TrialLog
+        # recognises a log by that header, and a driver SIGKILLed before SQLite's first automatic checkpoint
+        # would otherwise leave a log that cannot be reopened for --resume.
+        log._db.execute("PRAGMA wal_checkpoint(FULL)")
         runner = RayRunner(problem, searcher if search_alg is None else None, log, run_id, out, spec.budget,
                            spec.time_budget, opts, spec.seed, timeout, search_alg)
         if not quiet:
