@@ -43,6 +43,23 @@ class EnvEntry:
 
 
 ENVS: dict[str, EnvEntry] = {
+    "archgym/SCALESim-v0": EnvEntry(
+        "archgym.simulators.scalesim:make_problem",
+        "SCALE-Sim systolic array (rows, cols, SRAM KB, dataflow, DRAM bandwidth) on a workload (workload=tiny_cnn, "
+        "small_cnn, resnet18, tiny_transformer, a topology .csv or an .onnx); reward = target spec on cycles and SRAM",
+        {"workload": "tiny_cnn"},
+        extra="scalesim",
+        test_kwargs={"workload": "tiny_cnn", "array_sizes": [8, 16], "sram_kb": [4, 8], "bandwidths": [4, 8],
+                     "target_cycles": 2000.0, "target_sram_kb": 24.0},
+    ),
+    "archgym/ZigZag-v0": EnvEntry(
+        "archgym.simulators.zigzag:make_problem",
+        "ZigZag DNN accelerator (array dims, memory sizes/bandwidths, mapping effort of a template: tpu_like, "
+        "eyeriss_like, edge_tpu_like, ...) on a workload; reward = -log EDP",
+        {"workload": "tiny_cnn", "template": "tpu_like"},
+        extra="zigzag",
+        test_kwargs={"workload": "tiny_cnn:conv1", "template": "tpu_like", "lpf_levels": [2]},
+    ),
     "archgym/NASBenchGraph-v0": EnvEntry(
         "archgym.simulators.nasbench_graph:make_problem",
         "NAS-Bench-Graph tabular GNN benchmark (26,206 archs; 9 data sets); reward = validation accuracy",
