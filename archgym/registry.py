@@ -60,6 +60,14 @@ ENVS: dict[str, EnvEntry] = {
         extra="zigzag",
         test_kwargs={"workload": "tiny_cnn:conv1", "template": "tpu_like", "lpf_levels": [2]},
     ),
+    "archgym/CoDesignNBG-v0": EnvEntry(
+        "archgym.simulators.codesign:make_problem",
+        "Co-design: a NAS-Bench-Graph GNN AND a ZigZag accelerator; metrics = benchmark accuracy + accelerator "
+        "energy/latency on that GNN's layers; reward = accuracy vs EDP (or accuracy under a latency cap)",
+        {"dataset": "cora", "template": "tpu_like"},
+        extra="zigzag",
+        test_kwargs={"dataset": "cora", "template": "tpu_like", "lpf_levels": [2]},
+    ),
     "archgym/NASBenchGraph-v0": EnvEntry(
         "archgym.simulators.nasbench_graph:make_problem",
         "NAS-Bench-Graph tabular GNN benchmark (26,206 archs; 9 data sets); reward = validation accuracy",

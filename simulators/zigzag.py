@@ -247,11 +247,16 @@ class ZigZagSimulator(Simulator):
     # -- evaluation ----------------------------------------------------------------------------------------------
 
     def evaluate(self, design: Design, fidelity: float | None = None, workdir: Path | None = None) -> dict[str, float]:
+        return self.run(self.workload, design, workdir)
+
+    def run(self, workload: Workload, design: Design, workdir: Path | None = None) -> dict[str, float]:
+        """Metrics of ``workload`` on the accelerator ``design`` (the co-design simulator passes its own workloads).
+        Without a ``workdir`` a temporary directory is used and removed."""
         own = workdir is None
         folder = Path(tempfile.mkdtemp(prefix="archgym-zigzag-")) if own else Path(workdir)
         try:
             hw_path, map_path = self.write_inputs(design, folder)
-            per_layer = run_layers(self.workload, hw_path, map_path, folder / "dump", int(design["lpf_limit"]), self.opt)
+            per_layer = run_layers(workload, hw_path, map_path, folder / "dump", int(design["lpf_limit"]), self.opt)
         finally:
             if own:
                 shutil.rmtree(folder, ignore_errors=True)
