@@ -132,6 +132,8 @@ class OneShotSearcher(Searcher):
 
     def _batch(self, half: str, i: int, order: np.ndarray):
         """Batch ``i`` of an epoch from the weight half ('w') or the architecture half ('a')."""
+        import torch
+
         from archgym.simulators.tangle_data import text_batch
 
         if self.text:
@@ -144,13 +146,8 @@ class OneShotSearcher(Searcher):
         idx = order[(i * self.batch_size) % n:][: self.batch_size]
         if len(idx) < self.batch_size:
             idx = np.concatenate([idx, order[: self.batch_size - len(idx)]])
-        t = self._index(idx)
+        t = torch.as_tensor(idx, device=self.dev)
         return x[t], y[t]
-
-    def _index(self, idx: np.ndarray):
-        import torch
-
-        return torch.as_tensor(idx, device=self.dev)
 
     # -- the method-specific parts ---------------------------------------------------------------------------------
 
@@ -170,9 +167,10 @@ class OneShotSearcher(Searcher):
         from archgym.simulators.standalone_train import loss_fn, torch_seed
 
         self.net.train()
-        n_w = 0 if self.text else len(self.w_xy[0])
-        w_order = self.rng.permutation(n_w) if n_w else np.zeros(0, dtype=np.int64)
-        a_order = self.rng.permutation(len(self.a_xy[0])) if not self.text else w_order
+        # images: a fresh shuffle of each half per epoch; text: random windows drawn per batch
+        w_order = a_order = np.zeros(0, dtype=np.int64)
+        if not self.text:
+            w_order, a_order = self.rng.permutation(len(self.w_xy[0])), self.rng.permutation(len(self.a_xy[0]))
         with torch_seed(int(self.rng.integers(2**31)), self.dev):
             for i in range(self._n_steps()):
                 if self.updates_arch and self.epoch >= self.warmup_epochs:
@@ -281,6 +279,16 @@ class DrNAS(OneShotSearcher):
             out[n] = Dirichlet(conc.detach() if for_weights else conc).rsample()
         return out
 
+    def arch_distribution(self) -> dict[str, list[float]]:
+        """The mean of each parameter's Dirichlet: concentration / its sum."""
+        if self.net is None:
+            self._build()
+        out = {}
+        for n in self.choices:
+            conc = self._concentration(n).detach()
+            out[n] = [float(v) for v in (conc / conc.sum()).cpu()]
+        return out
+
     def arch_regulariser(self):
         return self.reg_weight * sum((self._concentration(n) ** 2).sum() for n in self.choices)
 
@@ -355,6 +363,14 @@ class SPOS(OneShotSearcher):
             v = torch.zeros(len(vals), device=self.dev)
             v[i] = 1.0
             out[n] = v
+        return out
+
+    def arch_distribution(self) -> dict[str, list[float]]:
+        """SPOS keeps no architecture weights: the frequency of each value in the current population."""
+        out = {}
+        for n, vals in self.choices.items():
+            counts = np.array([sum(1 for d in self.pop if d.get(n) == v) for v in vals], dtype=float)
+            out[n] = list(counts / counts.sum()) if counts.sum() else [1.0 / len(vals)] * len(vals)
         return out
 
     def score(self, designs: list[Design]) -> list[float]:

@@ -309,7 +309,8 @@ def mix_depth(outputs: Sequence[Tensor], p_d: Tensor, depths: Sequence[int]) -> 
 
 class ClassicConvBlock(nn.Module):
     """DARTS-style mixed op: a separate ConvBlock per (channels, kernel) candidate, outputs zero-padded to the widest
-    and summed with weights p_c * p_k."""
+    and summed with weights p_c * p_k. Every candidate reads the mixed input as it is (``in_mask`` is accepted only so
+    that both kinds share one call signature)."""
 
     def __init__(self, in_channels: int, channels: Sequence[int], kernels: Sequence[int]) -> None:
         super().__init__()
