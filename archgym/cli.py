@@ -22,6 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 log_app = typer.Typer(no_args_is_help=True, help="Work with trial logs.")
 app.add_typer(log_app, name="log")
 # sub-apps
+from archgym import cli_proxy  # noqa: E402
+app.add_typer(cli_proxy.app, name="proxy")
 
 console = Console()
 
@@ -150,6 +152,8 @@ def search(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Ray: fifo (default) or asha (stop weak training runs early)."),
     designs_per_trial: Optional[int] = typer.Option(None, "--designs-per-trial", help="Ray: designs per Tune trial (default: sized from the simulator's cost)."),
     top: int = typer.Option(5, "--top", help="How many best designs to print."),
+    simulator: Optional[str] = typer.Option(None, "--simulator", help="Replace the env's simulator: proxy:PATH "
+                                                                       "(a trained proxy artefact; kept on --resume)."),
 ) -> None:
     """Run a search (or resume one with --resume --out DIR) and print the best designs found."""
     from archgym.log import TrialLog
@@ -175,6 +179,9 @@ def search(
                     resume_run_ray(log, run_id, out, timeout=timeout, **ray_options)
                     continue
                 runner = reopen_run(log, run_id, timeout=timeout)
+                from archgym.proxies.serve import resume_override
+
+                runner = resume_override(runner, log.run(run_id), simulator)
                 run_with_progress(runner, resume=True)
             for run_id in run_ids:
                 print_best(log, run_id, top)
@@ -191,6 +198,10 @@ def search(
             if existing.run_ids():
                 raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     prepared = prepare(spec)
+    if simulator is not None:
+        from archgym.proxies.serve import apply_simulator_override
+
+        prepared = (apply_simulator_override(prepared[0], simulator), prepared[1])
     if backend == "ray":
         from archgym.ray_runner import run_search_ray
 

@@ -127,6 +127,7 @@ SEARCHERS: dict[str, str] = {
     "nni_tpe": "archgym.algorithms.nni_search:NNITPESearcher",
     "nni_evolution": "archgym.algorithms.nni_search:NNIEvolutionSearcher",
     "nni_anneal": "archgym.algorithms.nni_search:NNIAnnealSearcher",
+    "ppo": "archgym.algorithms.ppo:PPOSearcher",
     "reinforce": "archgym.algorithms.reinforce:ReinforceSearcher",
     "agnn": "archgym.algorithms.reinforce:AGNNSearcher",
     "darts": "archgym.algorithms.oneshot:DARTS",
