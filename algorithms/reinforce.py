@@ -112,61 +112,63 @@ class ReinforceSearcher(Searcher):
         ok = self.space.allowed_values(self._names[j], partial)
         return [i for i, v in enumerate(values) if v in ok]
 
-    def _roll(self, fixed: Design | None = None, free: set[str] | None = None, grad: bool = False
-              ) -> tuple[Design | None, torch.Tensor, torch.Tensor, dict[str, float]]:
+    def _roll(self, fixed: Design | None = None, free: set[str] | None = None, grad: bool = False,
+              change: str | None = None) -> tuple[Design | None, torch.Tensor, torch.Tensor, dict[str, float]]:
         """Walk the active parameters in order: take the value in ``fixed`` unless the name is in ``free`` (or absent
-        from ``fixed``), in which case sample it from the policy with ``self.rng``.
+        from ``fixed``), in which case sample it from the policy with ``self.rng``; the parameter ``change`` must take
+        a value other than its value in ``fixed`` when it has another allowed one.
 
-        Returns the design (None if the constraints left no value), its summed log-probability and entropy (with
-        gradient when ``grad``), and each decision's entropy normalised by the log of its number of allowed values.
+        Returns the design (None if the constraints left no value), its summed log-probability and entropy (as
+        tensors with gradient when ``grad``, else zeros), and each decision's entropy normalised by the log of its
+        number of allowed values. Without ``grad`` the distribution is computed in numpy (a few times faster).
         """
         fixed = fixed or {}
         free = free or set()
         ctl = self.controller
         design: Design = {}
-        logp = torch.zeros(())
-        ent = torch.zeros(())
+        terms: list[torch.Tensor] = []
         norm_ent: dict[str, float] = {}
         with torch.set_grad_enabled(grad):
-            inp = ctl.start
-            state = None
+            inp, state = ctl.start, None
             for j, name in enumerate(self._names):
-                p = self.space.params[name]
-                if not p.active(design):
+                if not self.space.params[name].active(design):
                     continue
-                h, c = ctl.cell(inp, state)
-                state = (h, c)
-                logits = ctl.decode[j](h)[0] / self.temperature
+                state = ctl.cell(inp, state)
+                logits = ctl.decode[j](state[0])[0] / self.temperature
                 if self.tanh_c > 0:
                     logits = self.tanh_c * torch.tanh(logits / self.tanh_c)
                 allowed = self._allowed(j, design)
                 if not allowed:
-                    return None, logp, ent, norm_ent
-                mask = torch.full_like(logits, float("-inf"))
-                mask[allowed] = 0.0
-                log_probs = torch.log_softmax(logits + mask, dim=-1)
-                probs = log_probs.exp()
-                h_j = -(probs[allowed] * log_probs[allowed]).sum()
+                    return None, torch.zeros(()), torch.zeros(()), norm_ent
+                lg = logits.detach().double().numpy()[allowed]
+                pr = np.exp(lg - lg.max())
+                pr /= pr.sum()
+                h = float(-(pr * np.log(np.maximum(pr, 1e-300))).sum())
+                norm_ent[name] = h / float(np.log(len(allowed))) if len(allowed) > 1 else 0.0
                 if name in fixed and name not in free:
                     i = self._index(j, fixed[name])
                     if i not in allowed:
-                        return None, logp, ent, norm_ent
+                        return None, torch.zeros(()), torch.zeros(()), norm_ent
                 else:
-                    pr = probs.detach().double().numpy()
-                    pr = np.where(np.isfinite(pr), pr, 0.0)
-                    i = int(self.rng.choice(len(pr), p=pr / pr.sum()))
+                    if name == change and name in fixed and len(allowed) > 1:
+                        keep = np.array([a != self._index(j, fixed[name]) for a in allowed])
+                        pr = np.where(keep, pr, 0.0) / pr[keep].sum()
+                    i = allowed[int(self.rng.choice(len(allowed), p=pr))]
                 design[name] = self._values[j][i]
-                logp = logp + log_probs[i]
-                ent = ent + h_j
-                norm_ent[name] = float(h_j.detach()) / float(np.log(len(allowed))) if len(allowed) > 1 else 0.0
-                inp = ctl.embed[j](torch.tensor([i]))
-        return design, logp, ent, norm_ent
+                if grad:
+                    log_probs = torch.log_softmax(logits[allowed], dim=-1)
+                    terms.append(torch.stack([log_probs[allowed.index(i)], -(log_probs.exp() * log_probs).sum()]))
+                inp = ctl.embed[j].weight[i:i + 1]
+        if not terms:
+            return design, torch.zeros(()), torch.zeros(()), norm_ent
+        total = torch.stack(terms).sum(dim=0)
+        return design, total[0], total[1], norm_ent
 
-    def _sample(self, fixed: Design | None = None, free: set[str] | None = None) -> Design:
-        """A valid design from the policy (with ``fixed`` decisions kept); a uniform sample if the policy keeps
-        proposing invalid ones."""
+    def _sample(self, fixed: Design | None = None, free: set[str] | None = None, change: str | None = None) -> Design:
+        """A valid design from the policy (with ``fixed`` decisions kept and ``change`` changed); a uniform sample if
+        the policy keeps proposing invalid ones."""
         for _ in range(_TRIES):
-            design, _, _, _ = self._roll(fixed, free)
+            design, _, _, _ = self._roll(fixed, free, change=change)
             if design is not None and self.space.is_valid(design):
                 return self.space.validate(design)
         return self.space.sample(self.rng)
@@ -237,8 +239,9 @@ def group_of(name: str, how: str) -> str:
 
 class AGNNSearcher(ReinforceSearcher):
     """AGNN's reinforced conservative controller: keep the best design so far and propose it with one group of
-    decisions resampled by the controller; the group is drawn with probability proportional to the controller's
-    normalised entropy over it (where the policy is least sure). The best design is replaced only by a better one.
+    decisions resampled by the controller (one of them, drawn at random, forced to change); the group is drawn with
+    probability proportional to the controller's mean normalised entropy over it (where the policy is least sure).
+    The best design is replaced only by a better one.
     The controller itself learns from every result by REINFORCE, as in ``reinforce``."""
 
     name = "agnn"
@@ -248,6 +251,8 @@ class AGNNSearcher(ReinforceSearcher):
                   "classes), 'layer' or 'param'",
         "warmup": "designs sampled from the plain policy before the explorer starts from the best of them",
         "min_group_weight": "floor added to each group's entropy so a confident group can still be chosen",
+        "explore_tries": "resampling attempts to find a not-yet-seen neighbour of the best design before a fresh "
+                         "policy sample is proposed instead",
     }
 
     def __init__(
@@ -265,14 +270,16 @@ class AGNNSearcher(ReinforceSearcher):
         groups: str = "kind",
         warmup: int = 3,
         min_group_weight: float = 0.05,
+        explore_tries: int = 20,
     ) -> None:
         super().__init__(space, seed, hidden_size, lr, entropy_weight, baseline_decay, temperature, tanh_c,
                          advantage_clip, float_bins)
         if groups not in ("kind", "layer", "param"):
             raise ConfigError(f"searcher agnn: groups {groups!r} is not allowed; allowed: 'kind', 'layer', 'param'")
-        if warmup < 1 or min_group_weight < 0:
-            raise ConfigError("searcher agnn: warmup must be >= 1 and min_group_weight >= 0")
+        if warmup < 1 or min_group_weight < 0 or explore_tries < 1:
+            raise ConfigError("searcher agnn: warmup and explore_tries must be >= 1 and min_group_weight >= 0")
         self.groups, self.warmup, self.min_group_weight = groups, int(warmup), float(min_group_weight)
+        self.explore_tries = int(explore_tries)
         self._group = {n: group_of(n, groups) for n in space.params}
         self.best: Design | None = None
         self.best_reward: float | None = None
@@ -288,13 +295,24 @@ class AGNNSearcher(ReinforceSearcher):
             per_group.setdefault(self._group[name], []).append(h)
         names = sorted(per_group)
         w = np.array([float(np.mean(per_group[g])) + self.min_group_weight for g in names])
-        design = dict(self.best)
-        for _ in range(_TRIES):
+        for _ in range(self.explore_tries):
             group = names[int(self.rng.choice(len(names), p=w / w.sum()))]
             free = {n for n in self.space.params if self._group[n] == group}
-            design = self._sample(self.best, free)
+            active = sorted(free & set(self.best))
+            change = active[int(self.rng.integers(len(active)))]
+            design = self._sample(self.best, free, change)
             if self.space.key(design) not in taken:
                 return design
+            w[names.index(group)] *= 0.5  # this group's neighbours may be exhausted: try the others more
+        return self._fresh(taken)  # every tried neighbour was seen: the best is a local optimum, jump elsewhere
+
+    def _fresh(self, taken: set[str]) -> Design:
+        """A design from the plain policy, unseen if one turns up within ``explore_tries`` samples."""
+        design = self._sample()
+        for _ in range(self.explore_tries - 1):
+            if self.space.key(design) not in taken:
+                break
+            design = self._sample()
         return design
 
     def ask(self, n: int = 1) -> list[Design]:
@@ -302,7 +320,7 @@ class AGNNSearcher(ReinforceSearcher):
         taken = set(self.seen)
         for _ in range(n):
             if self.best is None or self.n_asked < self.warmup:
-                d = self._sample()
+                d = self._fresh(taken)
             else:
                 d = self._explore(taken)
             taken.add(self.space.key(d))

@@ -7,7 +7,7 @@ small scoring module; a layer is one PyG ``MessagePassing`` module that combines
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +35,15 @@ DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def agnn_space(depth: int = 2, min_depth: int | None = None) -> DesignSpace:
+def agnn_space(depth: int = 2, min_depth: int | None = None, heads: Sequence[int] = HEADS,
+               hidden: Sequence[int] = HIDDEN) -> DesignSpace:
     """The AGNN macro space with ``depth`` layers, or a searched depth in ``min_depth..depth`` when ``min_depth`` is
-    given (then a ``depth`` parameter decides how many layers are active)."""
+    given (then a ``depth`` parameter decides how many layers are active). ``heads`` and ``hidden`` may narrow the
+    head counts and hidden units (e.g. to fit a CPU budget); the default is the full GraphNAS/AGNN set."""
+    for field, values, full in (("heads", heads, HEADS), ("hidden", hidden, HIDDEN)):
+        if not values or any(v not in full for v in values):
+            raise ConfigError(f"{field} must be a non-empty subset of {list(full)}, got {list(values)!r}")
+    heads, hidden = tuple(sorted(set(heads))), tuple(sorted(set(hidden)))
     if not isinstance(depth, int) or depth < 1:
         raise ConfigError(f"depth must be an integer >= 1, got {depth!r}")
     lo = depth if min_depth is None else min_depth
@@ -47,7 +53,7 @@ def agnn_space(depth: int = 2, min_depth: int | None = None) -> DesignSpace:
         Categorical("attention", ATTENTIONS),
         Categorical("aggregator", AGGREGATORS),
         Categorical("activation", ACTIVATIONS),
-        Ordinal("heads", HEADS),
+        Ordinal("heads", heads),
     ]
     per_layer = layered("depth", depth, template, prefix="layer", min_depth=lo)
     params: list[Param] = [Integer("depth", lo, depth)] if lo < depth else []
@@ -55,13 +61,15 @@ def agnn_space(depth: int = 2, min_depth: int | None = None) -> DesignSpace:
         params += per_layer[i * len(template):(i + 1) * len(template)]
         if i < depth - 1:  # layer i has hidden units only when a later layer exists (depth >= i + 2)
             cond = {"depth": tuple(range(i + 2, depth + 1))} if lo < i + 2 else None
-            params.append(Ordinal(f"layer{i}_hidden", HIDDEN, when=cond))
+            params.append(Ordinal(f"layer{i}_hidden", hidden, when=cond))
     params += [
         Ordinal("lr", LEARNING_RATES),
         Ordinal("weight_decay", WEIGHT_DECAYS),
         Ordinal("dropout", DROPOUTS),
     ]
     name = f"agnn-d{depth}" if lo == depth else f"agnn-d{lo}to{depth}"
+    if heads != HEADS or hidden != HIDDEN:
+        name += f"-h{max(heads)}-u{max(hidden)}"
     return DesignSpace(params, name=name)
 
 

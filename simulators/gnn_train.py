@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,10 @@ class GNNTrainSimulator(Simulator):
         time_limit: float = 1800.0,
         isolation: str = "inline",
         synthetic: dict[str, Any] | None = None,
+        heads: Sequence[int] | None = None,
+        hidden: Sequence[int] | None = None,
     ) -> None:
-        from archgym.search_spaces.agnn import agnn_space
+        from archgym.search_spaces.agnn import HEADS, HIDDEN, agnn_space
 
         for field, ok in (("max_epochs", isinstance(max_epochs, int) and max_epochs >= 1),
                           ("patience", isinstance(patience, int) and patience >= 1),
@@ -83,7 +85,7 @@ class GNNTrainSimulator(Simulator):
         if self.dataset not in DATASETS:
             raise ConfigError(f"dataset {dataset!r} is not known; allowed: {', '.join(DATASETS)}")
         self.data_root = str(data_root) if data_root else None
-        self.space = agnn_space(depth, min_depth)
+        self.space = agnn_space(depth, min_depth, heads or HEADS, hidden or HIDDEN)
         self.max_epochs = max_epochs
         self.patience = patience
         self.share_weights = bool(share_weights)
@@ -264,14 +266,17 @@ def make_problem(
     time_limit: float = 1800.0,
     isolation: str = "inline",
     synthetic_nodes: int | None = None,
+    heads: list[int] | None = None,
+    hidden: list[int] | None = None,
     max_steps: int = 200,
 ) -> Problem:
     """``archgym/AGNN-v0``: search the AGNN space on ``dataset`` (cora, citeseer, pubmed or synthetic); reward =
-    validation accuracy. ``data_root`` (or ``$ARCHGYM_DATA``) holds ``<Name>/raw`` Planetoid files."""
+    validation accuracy. ``data_root`` (or ``$ARCHGYM_DATA``) holds ``<Name>/raw`` Planetoid files; ``heads`` and
+    ``hidden`` may narrow the space (e.g. ``hidden=[4,8,16,32,64]`` on a CPU)."""
     synthetic = {"num_nodes": int(synthetic_nodes)} if synthetic_nodes else {}
     sim = GNNTrainSimulator(dataset, data_root or os.environ.get("ARCHGYM_DATA"), depth, min_depth, max_epochs,
                             patience, share_weights, share_fraction, seed=seed, device=device, time_limit=time_limit,
-                            isolation=isolation, synthetic=synthetic)
+                            isolation=isolation, synthetic=synthetic, heads=heads, hidden=hidden)
     sim.data()  # missing data files fail here, once, with the message saying where to put them
     return Problem(f"agnn-{sim.dataset}", sim, SingleMetric("val_acc"), max_steps=max_steps,
                    info={"dataset": sim.dataset, "share_weights": sim.share_weights, "max_epochs": max_epochs})
