@@ -195,6 +195,17 @@ class GNNTrainSimulator(Simulator):
             model.load_state_dict(best_state)
             self._remember(model)
 
+    @property
+    def max_fidelity(self) -> int:
+        """The largest epoch budget (what ASHA's ``max_t`` is set to)."""
+        return self.max_epochs
+
+    def evaluate_epochs(self, design: Design, max_fidelity: float | None = None, workdir: Path | None = None
+                        ) -> Iterator[tuple[int, dict[str, float]]]:
+        """The Ray runner's per-epoch protocol: ``(epochs_done, declared metrics)`` after every epoch."""
+        for record in self.epochs_of(design, max_fidelity):
+            yield int(record["epoch"]), {m.name: record[m.name] for m in self.metrics}
+
     def evaluate(self, design: Design, fidelity: float | None = None, workdir: Path | None = None) -> dict[str, float]:
         """Train with early stopping and return the declared metrics of the best-validation epoch."""
         last: dict[str, float] = {}

@@ -133,6 +133,9 @@ def test_simulator_is_reproducible_and_reports_per_epoch():
     assert all(r["latency"] > 0 and r["params"] == a["params"] for r in records)
     with pytest.raises(ConfigError, match="fidelity"):
         sim.evaluate(design, fidelity=0)
+    steps = list(sim.evaluate_epochs(design, max_fidelity=3))  # the Ray runner's per-epoch protocol (ASHA)
+    assert sim.max_fidelity == 15 and [e for e, _ in steps] == [1, 2, 3]
+    assert set(steps[-1][1]) == set(a) and steps[-1][1]["val_acc"] == records[2]["val_acc"]
 
 
 def test_parameter_sharing_reuses_homogeneous_layers_and_trains_fewer_epochs():
