@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archgym.errors import ConfigError
+from archgym.errors import ConfigError, InvalidDesignError
 from archgym.searcher import Searcher
 from archgym.space import Design, DesignSpace, Float
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from archgym.evaluator import TrialResult
 
 _TRIES = 100
+_MAX_CHOICES = 4096
 
 
 class _Controller(nn.Module):
@@ -97,6 +98,9 @@ class ReinforceSearcher(Searcher):
         p = self.space.params[name]
         if isinstance(p, Float):
             return [p.from_unit((i + 0.5) / self.float_bins) for i in range(self.float_bins)]
+        if p.cardinality > _MAX_CHOICES:  # type: ignore[attr-defined]
+            raise ConfigError(f"searcher {self.name}: parameter {name!r} has {p.cardinality:,} values; the controller "  # type: ignore[attr-defined]
+                              f"takes at most {_MAX_CHOICES:,} per decision (use an Ordinal or Float parameter)")
         return list(p.values)  # type: ignore[attr-defined]
 
     def _index(self, j: int, value: Any) -> int:
@@ -193,7 +197,7 @@ class ReinforceSearcher(Searcher):
         terms = []
         for design, result in zip(designs, results):
             r = self._reward(result)
-            if r is None or design is None:
+            if r is None:
                 continue
             if self.baseline is None:
                 self.baseline = r
@@ -204,10 +208,11 @@ class ReinforceSearcher(Searcher):
             self.baseline = d * self.baseline + (1 - d) * r
             try:
                 valid = self.space.validate(design)
-            except Exception:  # noqa: BLE001 - an invalid design teaches the policy nothing
+            except InvalidDesignError:  # an invalid design teaches the policy nothing
                 continue
-            _, logp, ent, _ = self._roll(valid, grad=True)
-            terms.append(-adv * logp - self.entropy_weight * ent)
+            replayed, logp, ent, _ = self._roll(valid, grad=True)
+            if replayed is not None:
+                terms.append(-adv * logp - self.entropy_weight * ent)
         if terms:
             self.optimizer.zero_grad()
             torch.stack(terms).mean().backward()
