@@ -53,7 +53,7 @@ def train(
     model_arg: Optional[list[str]] = typer.Option(None, "--model-arg", help="Model hyperparameter k=v (repeatable)."),
     run_id: Optional[list[str]] = typer.Option(None, "--run-id", help="Only these runs (default: every run)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the folds and the model."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Artefact directory (default proxies/<metric>-<model>)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Artefact directory (default runs/proxy-<metric>-<model>)."),
     learning_curve: Optional[Path] = typer.Option(None, "--learning-curve", help="Also write a learning-curve PNG."),
 ) -> None:
     """Train a proxy of one metric from logged runs, report CV and held-out fidelity, and save the artefact."""
@@ -80,7 +80,7 @@ def train(
         if any(m.name == target for m in sim.metrics):
             m = sim.metric(target)
             proxy.meta["metric_info"] = {"name": m.name, "unit": m.unit, "direction": m.direction, "scale": m.scale}
-    dest = proxy.save(out or Path("proxies") / f"{target}-{model}")
+    dest = proxy.save(out or Path("runs") / f"proxy-{target}-{model}")
     (dest / "report.json").write_text(json.dumps(report, indent=1, default=float))
     console.print(f"wrote {dest} (fingerprint {proxy.space.fingerprint()})")
     if learning_curve is not None:

@@ -48,7 +48,12 @@ class _EnsembleMLP(nn.Module):
 
 
 class _TorchEnsemble(Regressor):
-    """Target standardisation, the training loop and state-dict persistence shared by the torch models."""
+    """Target standardisation, the training loop and state-dict persistence shared by the torch models.
+
+    ``epochs=0`` sizes training automatically: about ``auto_steps`` optimiser steps (20..300 epochs).
+    """
+
+    auto_steps = 2000
 
     def __init__(self, n_members: int, epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int) -> None:
         self.n_members = n_members
@@ -85,11 +90,12 @@ class _TorchEnsemble(Regressor):
         self.net = self._build().to(dev)
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps_per_epoch = max(1, math.ceil(n / self.batch_size))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs * steps_per_epoch)
+        epochs = self.epochs or int(np.clip(math.ceil(self.auto_steps / steps_per_epoch), 20, 300))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
         parts = tuple(p.to(dev) for p in parts)
         target, weights = target.to(dev), weights.to(dev)
         self.net.train()
-        for _ in range(self.epochs):
+        for _ in range(epochs):
             perm = torch.randperm(n, generator=gen).to(dev)
             for s in range(steps_per_epoch):
                 idx = perm[s * self.batch_size:(s + 1) * self.batch_size]
@@ -145,7 +151,7 @@ class MLPEnsembleRegressor(_TorchEnsemble):
 
     kind = "mlp"
 
-    def __init__(self, n_members: int = 5, hidden: int = 128, layers: int = 2, epochs: int = 200, batch_size: int = 128,
+    def __init__(self, n_members: int = 5, hidden: int = 128, layers: int = 2, epochs: int = 0, batch_size: int = 128,
                  lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0) -> None:
         super().__init__(n_members, epochs, batch_size, lr, weight_decay, seed)
         self.hidden = hidden
@@ -208,7 +214,7 @@ class GraphEnsembleRegressor(_TorchEnsemble):
     kind = "gnn"
     inputs = "graph"
 
-    def __init__(self, n_members: int = 3, hidden: int = 64, layers: int = 3, epochs: int = 150, batch_size: int = 128,
+    def __init__(self, n_members: int = 3, hidden: int = 64, layers: int = 3, epochs: int = 0, batch_size: int = 128,
                  lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0) -> None:
         super().__init__(n_members, epochs, batch_size, lr, weight_decay, seed)
         self.hidden = hidden
