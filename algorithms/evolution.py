@@ -66,7 +66,8 @@ def fitness(entries: Sequence[Entry]) -> np.ndarray:
     out = np.zeros(len(entries))
     for rank, front in enumerate(nondominated_fronts(pts)):
         cd = crowding(pts[front])
-        bonus = np.where(np.isinf(cd), 0.499, 0.49 * cd / (1.0 + cd))
+        finite = np.where(np.isinf(cd), 0.0, cd)
+        bonus = np.where(np.isinf(cd), 0.499, 0.49 * finite / (1.0 + finite))
         out[front] = -rank + bonus
     return out
 

@@ -71,7 +71,7 @@ class NNISearcher(Searcher):
     tuner = "tpe"
     hyperparameter_doc = {
         "dedupe": f"when the tuner repeats an evaluated design, give it the known result and ask again "
-                  f"(up to {_DEDUPE_TRIES} times)",
+                  f"(up to {_DEDUPE_TRIES} times, then propose an unseen uniform draw)",
     }
 
     def __init__(self, space: DesignSpace, seed: int = 0, dedupe: bool = True) -> None:
@@ -136,22 +136,29 @@ class NNISearcher(Searcher):
         out = []
         for _ in range(n):
             got = self._generate()
-            for _ in range(_DEDUPE_TRIES if self.dedupe else 0):
-                if got is None:
+            for attempt in range(_DEDUPE_TRIES + 1 if self.dedupe else 0):
+                if got is None or not self._is_known(self._from_params(got[1])):
                     break
-                design = self._from_params(got[1])
-                key = self.space.key(design) if self.space.is_valid(design) else None
-                if key is None or key not in self.known:
-                    break
-                self._receive(got[0], got[1], self.known[key])
-                got = self._generate()
-            if got is None:  # the tuner has nothing to offer now: a uniform draw, not told to the tuner
-                design, entry = self.space.sample(self.rng), None
+                self._receive(got[0], got[1], self.known[self.space.key(self._from_params(got[1]))])
+                got = self._generate() if attempt < _DEDUPE_TRIES else None  # None: the tuner keeps repeating
+            if got is None:  # nothing new from the tuner: an unseen uniform draw, not told to the tuner
+                design, entry = self._unseen(), None
             else:
                 design, entry = self._from_params(got[1]), [got[0], got[1]]
             self.pending.setdefault(json.dumps(design, sort_keys=True), []).append(entry)  # type: ignore[arg-type]
             out.append(design)
         return out
+
+    def _is_known(self, design: Design) -> bool:
+        return self.space.is_valid(design) and self.space.key(design) in self.known
+
+    def _unseen(self) -> Design:
+        d = self.space.sample(self.rng)
+        for _ in range(100):
+            if self.space.key(d) not in self.known:
+                break
+            d = self.space.sample(self.rng)
+        return d
 
     def tell(self, designs: Sequence[Design], results: Sequence[Any]) -> None:
         import json

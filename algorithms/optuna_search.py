@@ -40,7 +40,8 @@ class OptunaSearcher(Searcher):
     hyperparameter_doc = {
         "n_startup_trials": "random proposals before the model is used",
         "dedupe": "when the sampler repeats an evaluated design, tell it the known result and ask again "
-                  f"(up to {_DEDUPE_TRIES} times), so the budget is not spent on repeats",
+                  f"(up to {_DEDUPE_TRIES} times, then propose an unseen uniform draw), so the budget is not "
+                  "spent on repeats",
         "storage": "Optuna storage URL (e.g. sqlite:///optuna.db) to persist the study for optuna-dashboard; "
                    "None keeps it in memory",
         "study_name": "study name in the storage (default: archgym-<space>-s<seed>-<random suffix>)",
@@ -56,7 +57,7 @@ class OptunaSearcher(Searcher):
         self.n_asks = 0
         self.pending: dict[str, list[int]] = {}  # design JSON -> numbers of asked, untold trials
         self.known: dict[str, Any] = {}  # canonical key -> told value(s), for dedupe
-        self._study = self._new_study(self.study_name, 1)
+        self._study: Any = None  # created at the first ask (or rebuilt by load_state_dict)
 
     # -- sampler and study --------------------------------------------------------------------------------------
 
@@ -65,8 +66,17 @@ class OptunaSearcher(Searcher):
 
     def _new_study(self, name: str, n_objectives: int, load_if_exists: bool = False) -> Any:
         optuna = _optuna()
-        return optuna.create_study(storage=self.storage, study_name=name, directions=["maximize"] * n_objectives,
-                                   sampler=self._make_sampler(self.seed), load_if_exists=load_if_exists)
+        try:
+            return optuna.create_study(storage=self.storage, study_name=name, directions=["maximize"] * n_objectives,
+                                       sampler=self._make_sampler(self.seed), load_if_exists=load_if_exists)
+        except optuna.exceptions.DuplicatedStudyError:
+            raise ConfigError(f"{self.name}: study {name!r} already exists in {self.storage}; choose another "
+                              "study_name (or resume the archgym run that owns it)") from None
+
+    def _current(self) -> Any:
+        if self._study is None:
+            self._study = self._new_study(self.study_name, self.n_objectives)
+        return self._study
 
     def _ask_seed(self) -> int:
         return int(np.random.SeedSequence([self.seed, self.n_asks]).generate_state(1)[0] >> 1)
@@ -81,24 +91,35 @@ class OptunaSearcher(Searcher):
     # -- ask / tell --------------------------------------------------------------------------------------------
 
     def _ask_one(self) -> tuple[Any, Design]:
-        self._study.sampler = self._make_sampler(self._ask_seed())
+        study = self._current()
+        study.sampler = self._make_sampler(self._ask_seed())
         self.n_asks += 1
-        trial = self._study.ask()
+        trial = study.ask()
         return trial, self.space.suggest_optuna(trial)
 
     def ask(self, n: int = 1) -> list[Design]:
         out = []
         for _ in range(n):
             trial, design = self._ask_one()
-            for _ in range(_DEDUPE_TRIES if self.dedupe else 0):
+            for attempt in range(_DEDUPE_TRIES + 1 if self.dedupe else 0):
                 key = self._key(design)
                 if key is None or key not in self.known:
                     break
                 self._study.tell(trial, self.known[key])  # a repeat: Optuna learns the known result for free
+                if attempt == _DEDUPE_TRIES:  # the sampler keeps repeating: enqueue an unseen uniform draw
+                    self._study.enqueue_trial(self.space.to_optuna_params(self._unseen()))
                 trial, design = self._ask_one()
             self.pending.setdefault(self._pkey(design), []).append(trial.number)
             out.append(design)
         return out
+
+    def _unseen(self) -> Design:
+        d = self.space.sample(self.rng)
+        for _ in range(100):
+            if self.space.key(d) not in self.known:
+                break
+            d = self.space.sample(self.rng)
+        return d
 
     def _values(self, result: Any) -> Any:
         if self.n_objectives > 1:
@@ -109,8 +130,8 @@ class OptunaSearcher(Searcher):
         """Re-create the study (used before the first result when results turn out to be reward vectors)."""
         record = self._record()
         self.n_objectives = n_objectives
-        if self.storage is not None:
-            self.study_name = f"{self.study_name}-mo{n_objectives}"
+        if self.storage is not None:  # the single-objective study holds only untold trials: replace it
+            _optuna().delete_study(study_name=self.study_name, storage=self.storage)
         self._restore(record, self.study_name)
 
     def tell(self, designs: Sequence[Design], results: Sequence[Any]) -> None:
@@ -140,6 +161,8 @@ class OptunaSearcher(Searcher):
     def _record(self) -> dict[str, Any]:
         from optuna.distributions import distribution_to_json
 
+        if self._study is None:
+            return {"trials": [], "study_system_attrs": {}}
         trials = []
         for t in self._study.get_trials(deepcopy=False):
             trials.append({
@@ -187,7 +210,7 @@ class OptunaSearcher(Searcher):
     @property
     def study(self) -> Any:
         """The underlying ``optuna.Study`` (for Optuna's plots and analyses)."""
-        return self._study
+        return self._current()
 
 
 class TPESearcher(OptunaSearcher):
@@ -234,10 +257,14 @@ class GPSearcher(OptunaSearcher):
         super().__init__(space, seed, dedupe, storage, study_name)
 
     def _make_sampler(self, seed: int) -> Any:
+        import warnings
+
         optuna = _optuna()
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup_trials,
-                                         deterministic_objective=self.deterministic_objective,
-                                         warn_independent_sampling=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup_trials,
+                                             deterministic_objective=self.deterministic_objective,
+                                             warn_independent_sampling=False)
 
 
 class CMAESSearcher(OptunaSearcher):
