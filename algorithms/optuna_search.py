@@ -52,7 +52,8 @@ class OptunaSearcher(Searcher):
         super().__init__(space, seed)
         self.dedupe = dedupe
         self.storage = storage
-        self.study_name = study_name or f"archgym-{space.name.replace('/', '-')}-s{seed}-{uuid.uuid4().hex[:8]}"
+        self.study_name = study_name
+        self._name = study_name or f"archgym-{space.name.replace('/', '-')}-s{seed}-{uuid.uuid4().hex[:8]}"
         self.n_objectives = 1
         self.n_asks = 0
         self.pending: dict[str, list[int]] = {}  # design JSON -> numbers of asked, untold trials
@@ -75,7 +76,7 @@ class OptunaSearcher(Searcher):
 
     def _current(self) -> Any:
         if self._study is None:
-            self._study = self._new_study(self.study_name, self.n_objectives)
+            self._study = self._new_study(self._name, self.n_objectives)
         return self._study
 
     def _ask_seed(self) -> int:
@@ -131,8 +132,8 @@ class OptunaSearcher(Searcher):
         record = self._record()
         self.n_objectives = n_objectives
         if self.storage is not None:  # the single-objective study holds only untold trials: replace it
-            _optuna().delete_study(study_name=self.study_name, storage=self.storage)
-        self._restore(record, self.study_name)
+            _optuna().delete_study(study_name=self._name, storage=self.storage)
+        self._restore(record, self._name)
 
     def tell(self, designs: Sequence[Design], results: Sequence[Any]) -> None:
         super().tell(designs, results)
@@ -195,7 +196,7 @@ class OptunaSearcher(Searcher):
         self._study = study
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "study": self._record(), "study_name": self.study_name,
+        return {**super().state_dict(), "study": self._record(), "study_name": self._name,
                 "n_objectives": self.n_objectives, "n_asks": self.n_asks, "pending": self.pending,
                 "known": self.known}
 
@@ -204,8 +205,8 @@ class OptunaSearcher(Searcher):
         self.n_objectives, self.n_asks = state["n_objectives"], state["n_asks"]
         self.pending = {k: list(v) for k, v in state["pending"].items()}
         self.known = dict(state["known"])
-        self.study_name = state["study_name"]
-        self._restore(state["study"], self.study_name)
+        self._name = state["study_name"]
+        self._restore(state["study"], self._name)
 
     @property
     def study(self) -> Any:
