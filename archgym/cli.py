@@ -22,6 +22,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 log_app = typer.Typer(no_args_is_help=True, help="Work with trial logs.")
 app.add_typer(log_app, name="log")
 # sub-apps
+from archgym import cli_sweep  # noqa: E402
+app.command()(cli_sweep.sweep)
+app.command()(cli_sweep.report)
 from archgym import cli_proxy  # noqa: E402
 app.add_typer(cli_proxy.app, name="proxy")
 
