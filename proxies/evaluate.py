@@ -134,6 +134,7 @@ def learning_curve(data: Dataset, sizes: Sequence[int] | None = None, model: str
 def plot_learning_curve(rows: Sequence[dict[str, float]], path: str | Path, title: str = "") -> Path:
     """A PNG with RMSE % of mean and Kendall tau against training-set size."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -142,6 +143,8 @@ def plot_learning_curve(rows: Sequence[dict[str, float]], path: str | Path, titl
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(n, [r["rmse_pct_mean"] for r in rows], "o-", color="tab:blue", label="RMSE % of mean")
     ax.set_xscale("log")
+    ax.set_xticks(n, [f"{v:,.0f}" for v in n])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("training samples")
     ax.set_ylabel("held-out RMSE (% of mean)", color="tab:blue")
     ax2 = ax.twinx()

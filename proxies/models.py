@@ -99,7 +99,8 @@ class ForestRegressor(_SkopsRegressor):
         return self
 
     def predict_dist(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        per_tree = np.stack([t.predict(X) for t in self.model.estimators_])
+        X32 = np.ascontiguousarray(X, dtype=np.float32)  # the trees' own dtype; skips per-tree input checks
+        per_tree = np.stack([t.tree_.predict(X32).reshape(len(X32)) for t in self.model.estimators_])
         return per_tree.mean(axis=0), per_tree.std(axis=0)
 
     def _payload(self) -> Any:
@@ -116,17 +117,18 @@ class BoostingRegressor(_SkopsRegressor):
     kind = "gbm"
 
     def __init__(self, n_members: int = 5, max_iter: int = 300, learning_rate: float = 0.05, max_leaf_nodes: int = 31,
-                 seed: int = 0) -> None:
+                 min_samples_leaf: int = 5, seed: int = 0) -> None:
         self.n_members = n_members
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
         self.seed = seed
         self.members: list[Any] = []
 
     def config(self) -> dict[str, Any]:
         return {"n_members": self.n_members, "max_iter": self.max_iter, "learning_rate": self.learning_rate,
-                "max_leaf_nodes": self.max_leaf_nodes, "seed": self.seed}
+                "max_leaf_nodes": self.max_leaf_nodes, "min_samples_leaf": self.min_samples_leaf, "seed": self.seed}
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> BoostingRegressor:
         from sklearn.ensemble import HistGradientBoostingRegressor
@@ -137,6 +139,7 @@ class BoostingRegressor(_SkopsRegressor):
             idx = rng.integers(0, len(y), len(y)) if self.n_members > 1 else np.arange(len(y))
             m = HistGradientBoostingRegressor(max_iter=self.max_iter, learning_rate=self.learning_rate,
                                               max_leaf_nodes=self.max_leaf_nodes, early_stopping=False,
+                                              min_samples_leaf=self.min_samples_leaf,
                                               random_state=self.seed + k)
             self.members.append(m.fit(X[idx], y[idx]))
         return self
