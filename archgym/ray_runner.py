@@ -323,13 +323,16 @@ def _safe_key(space: DesignSpace, design: Design) -> str:
         return "invalid"
 
 
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TrialResult) if f.name != "trial_id")
+
+
 def result_to_dict(r: TrialResult) -> dict[str, Any]:
-    d = dataclasses.asdict(r)
-    d.pop("trial_id")
-    return d
+    """A TrialResult as a JSON-able dict (shallow: its design and metrics are plain dicts already)."""
+    return {k: getattr(r, k) for k in _RESULT_FIELDS}
 
 
 def result_from_dict(d: dict[str, Any]) -> TrialResult:
+    """The inverse of ``result_to_dict``."""
     return TrialResult(**d)
 
 
@@ -653,9 +656,10 @@ def _console_progress(budget: int | None) -> Callable[[int, list[TrialResult]], 
 
 def run_search_ray(spec: RunSpec, out: Path, prepared: tuple[Problem, Searcher] | None = None,
                    timeout: float | None = None, search_alg: Any = None, quiet: bool = False,
-                   **ray_options: Any) -> str:
+                   progress: Callable[[int, list[TrialResult]], None] | None = None, **ray_options: Any) -> str:
     """Start the run of ``spec`` in ``out`` and search on Ray; returns the run id. ``ray_options`` are the fields
-    of ``RayOptions`` (address, workers, cpus_per_trial, gpus_per_trial, scheduler, designs_per_trial, ...)."""
+    of ``RayOptions`` (address, workers, cpus_per_trial, gpus_per_trial, scheduler, designs_per_trial, ...);
+    ``progress(trials_logged, new_results)`` is called after each committed Tune trial (default: a console line)."""
     opts = RayOptions.from_meta(None, **ray_options)
     problem, searcher = prepared or prepare(spec)
     check_setup(problem, opts)
@@ -674,8 +678,7 @@ def run_search_ray(spec: RunSpec, out: Path, prepared: tuple[Problem, Searcher] 
         log._db.execute("PRAGMA wal_checkpoint(FULL)")
         runner = RayRunner(problem, searcher if search_alg is None else None, log, run_id, out, spec.budget,
                            spec.time_budget, opts, spec.seed, timeout, search_alg)
-        if not quiet:
-            runner.progress = _console_progress(spec.budget)
+        runner.progress = progress or (None if quiet else _console_progress(spec.budget))
         runner.run()
     return run_id
 
