@@ -3,7 +3,9 @@ the same batch, for the conv, ViT and GPT spaces, measured in one run.
 
 Memory: on a GPU, ``torch.cuda.max_memory_allocated`` over the step. On the CPU (no allocator statistics), the tensor
 memory the step needs: parameters + gradients + AdamW state + every tensor autograd saves for the backward pass
-(counted once per storage through ``saved_tensors_hooks``; storages of parameters excluded). Time: median wall time of
+(counted once per storage through ``saved_tensors_hooks``; storages of parameters excluded); as a cross-check that
+also sees temporaries and allocator overhead, the growth of the peak resident set size over three steps, each
+supernet in a fresh process. Time: median wall time of
 forward + backward + optimiser step, the two supernets measured alternately so that load on a shared machine hits both.
 Targets (issue 8): entangled <= 0.5x memory and <= 0.5x step time on the conv space, less of both on the others.
 
@@ -14,7 +16,10 @@ Targets (issue 8): entangled <= 0.5x memory and <= 0.5x step time on the conv sp
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -103,30 +108,75 @@ def measure(family: str, batch: int, steps: int, device: torch.device) -> dict[s
     return out
 
 
+def rss_growth_mb(family: str, kind: str, batch: int) -> float:
+    """Peak-RSS growth (MB) over three steps of one supernet, measured in a fresh process (CPU cross-check; 0 when
+    the steps stay below the peak the process reached while loading, as with small batches)."""
+    out = subprocess.run([sys.executable, __file__, "--rss-child", family, kind, str(batch)], capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _peak_rss_kb() -> float:
+    """This process's peak resident set size in KiB. Linux: VmHWM, which starts afresh at exec (``ru_maxrss`` does
+    not: it keeps the parent's peak across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _rss_child(family: str, kind: str, batch: int) -> None:
+    device = torch.device("cpu")
+    space, task, x, y = make_case(family, batch, device)
+    step = Step(space, task, kind == "entangled", device)
+    before = _peak_rss_kb()
+    for _ in range(3):
+        step(x, y)
+    print((_peak_rss_kb() - before) / 1024)
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--rss-child":
+        _rss_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spaces", default="conv,vit,gpt", help="comma-separated: conv, vit, gpt")
     ap.add_argument("--batch", type=int, default=64, help="batch size (images); the LM uses half of it")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per supernet (median reported)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--no-rss", action="store_true", help="skip the CPU peak-RSS cross-check (one process per supernet)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 timed steps, batch 32")
     args = ap.parse_args()
     if args.quick:
-        args.steps, args.batch = 3, 32
+        args.steps, args.batch, args.no_rss = 3, 32, True
     device = pick_device(args.device)
     mem_kind = "torch.cuda.max_memory_allocated" if device.type == "cuda" else "params+grads+AdamW state+saved activations"
     print(f"device: {device}; memory = {mem_kind}; batch {args.batch} (LM {args.batch // 2}); median of {args.steps} steps")
+    rss = device.type == "cpu" and not args.no_rss
     header = f"{'space':6} {'supernet':10} {'params':>10} {'memory MB':>10} {'step ms':>9} {'mem ratio':>10} {'time ratio':>11}"
+    if rss:
+        header += f" {'RSS MB':>8} {'RSS ratio':>10}"
     print(header)
     print("-" * len(header))
     for family in args.spaces.split(","):
         batch = args.batch // 2 if family == "gpt" else args.batch
         res = measure(family, batch, args.steps, device)
+        if rss:
+            for kind in res:
+                res[kind]["rss"] = rss_growth_mb(family, kind, batch)
         base = res["classic"]
         for kind in ("classic", "entangled"):
             r = res[kind]
-            print(f"{family:6} {kind:10} {int(r['params']):>10,} {r['memory'] / 2**20:>10.2f} {r['step_ms']:>9.1f} "
-                  f"{r['memory'] / base['memory']:>10.3f} {r['step_ms'] / base['step_ms']:>11.3f}")
+            line = (f"{family:6} {kind:10} {int(r['params']):>10,} {r['memory'] / 2**20:>10.2f} {r['step_ms']:>9.1f} "
+                    f"{r['memory'] / base['memory']:>10.3f} {r['step_ms'] / base['step_ms']:>11.3f}")
+            if rss:
+                ratio = f"{r['rss'] / base['rss']:>10.3f}" if base["rss"] > 0 else f"{'n/a':>10}"
+                line += f" {r['rss']:>8.1f} {ratio}"
+            print(line)
     print("ratios: entangled / classic (same batch, same run); target on conv: <= 0.5 for both")
 
 
