@@ -39,7 +39,7 @@ def run_space(name: str, env: str, env_args: dict, metric: str, higher: bool, ar
     print(header)
     print("-" * len(header))
     summary = {}
-    for method in METHODS:
+    for method in args.methods.split(","):
         vals = []
         for seed in range(args.seeds):
             extra = {} if method == "spos" else {"warmup_epochs": args.warmup}
@@ -74,9 +74,13 @@ def main() -> None:
     ap.add_argument("--lm-chars", type=int, default=None, help="use only the first N characters of the corpus")
     ap.add_argument("--warmup", type=int, default=1, help="weight-only warm-up epochs of the gradient methods")
     ap.add_argument("--spaces", default="conv,lm")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 3 random archs, tiny budgets")
     args = ap.parse_args()
+    unknown = set(args.methods.split(",")) - set(METHODS)
+    if unknown:
+        ap.error(f"unknown method(s) {sorted(unknown)}; allowed: {', '.join(METHODS)}")
     if args.quick:
         args.seeds, args.n_random, args.conv_epochs, args.lm_epochs = 1, 3, 2, 2
         args.lm_steps_per_epoch, args.retrain_epochs, args.retrain_steps, args.lm_chars = 20, 2, 40, 200_000
