@@ -37,9 +37,13 @@ TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"
 for _k, _v in TUNE_ENV.items():
     os.environ.setdefault(_k, _v)
 
-from ray.tune.search import Searcher as TuneSearcher  # noqa: E402
+from archgym.errors import ConfigError, InvalidDesignError, LogError  # noqa: E402
 
-from archgym.errors import ConfigError, InvalidDesignError, LogError
+try:
+    from ray.tune.search import Searcher as TuneSearcher
+except ModuleNotFoundError as _exc:
+    raise ConfigError(f"the ray backend needs Ray Tune (missing {_exc.name!r}): pip install 'archgym[ray]'") from None
+
 from archgym.evaluator import Evaluator, TrialResult, _reason
 from archgym.log import TrialLog
 from archgym.registry import Problem, make_problem, make_searcher
@@ -239,6 +243,7 @@ class ArchgymTuneSearcher(TuneSearcher):
         self.resubmit: deque[list[Design]] = deque(list(b) for b in resubmit)
         self.pending: dict[str, tuple[list[Design], Any]] = {}
         self.failed: dict[str, tuple[list[Design], Any]] = {}
+        self.stopped: list[list[Design]] = []
         self.done = done
         self.n_batches = 0
 
@@ -247,7 +252,7 @@ class ArchgymTuneSearcher(TuneSearcher):
 
     def in_flight(self) -> int:
         """Designs asked for and not yet finished."""
-        return sum(len(d) for d, _ in [*self.pending.values(), *self.failed.values()])
+        return sum(len(d) for d, _ in [*self.pending.values(), *self.failed.values()]) + sum(map(len, self.stopped))
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.resubmit:
@@ -271,8 +276,11 @@ class ArchgymTuneSearcher(TuneSearcher):
             return
         designs, token = self.pending.pop(trial_id)
         payload = (result or {}).get("payload")
-        if error or payload is None:
+        if error:
             self.failed[trial_id] = (designs, token)  # finished by ``fail`` once the error's reason is known
+            return
+        if payload is None:  # stopped before reporting (the search was interrupted): evaluated again on --resume
+            self.stopped.append(designs)
             return
         data = json.loads(payload)
         results = [result_from_dict(r) for r in data["results"]]
@@ -300,7 +308,7 @@ class ArchgymTuneSearcher(TuneSearcher):
 
     def state_dict(self) -> dict[str, Any]:
         """Searcher state plus the batches still in flight, in the order they were issued."""
-        flying = [d for d, _ in [*self.pending.values(), *self.failed.values()]] + list(self.resubmit)
+        flying = [d for d, _ in [*self.pending.values(), *self.failed.values()]] + self.stopped + list(self.resubmit)
         return {"searcher": self.proposer.state_dict(), "pending": flying, "designs_per_trial": self.designs_per_trial}
 
     def save(self, checkpoint_path: str) -> None:
@@ -618,7 +626,10 @@ def _init_ray(options: RayOptions, out: Path) -> bool:
     if ray.is_initialized():
         return False
     if options.address:
-        ray.init(address=options.address, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            ray.init(address=options.address, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"--address {options.address}: cannot connect to a Ray cluster ({exc})") from None
     else:
         temp = ray_temp_dir(out)
         temp.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ separately) and "steady" (trials after the first Tune trial / time from the firs
 the random searcher with seed 0 and logs to a temporary trial log. The local runner's checkpoint (committed with
 every batch) holds the random searcher's set of proposed keys, so its batch-1 rate falls as a run grows.
 
-    python benchmarks/ray_scaling.py            # about 5-6 minutes on 2 busy cores
+    python benchmarks/ray_scaling.py            # about 6-7 minutes on 2 busy cores
     python benchmarks/ray_scaling.py --quick    # smoke run
 """
 
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run with small budgets")
     ap.add_argument("--lookups", type=int, default=20_000, help="evaluations of the batched look-up runs")
     ap.add_argument("--lookups-batch1", type=int, default=200, help="evaluations of the one-design-per-trial runs")
-    ap.add_argument("--sleeps", type=int, default=2000, help="evaluations of the 50 ms simulator runs on Ray")
+    ap.add_argument("--sleeps", type=int, default=3000, help="evaluations of the 50 ms simulator runs on Ray")
     args = ap.parse_args()
     if args.quick:
         args.lookups, args.lookups_batch1, args.sleeps = 2000, 40, 80

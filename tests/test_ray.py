@@ -164,6 +164,8 @@ def test_adapter_batches_budget_failures_and_checkpoint_with_batches_in_flight()
     ad.fail("t1", "worker died")
     assert [r.status for r in logged[1][1]] == ["failed"] * 3 and logged[1][1][0].error == "worker died"
     assert ad.state_dict()["pending"] == [json.loads(c3["designs"])]
+    ad.on_trial_complete("t3", result={})  # stopped before reporting (interrupted): not logged, still in flight
+    assert len(logged) == 2 and ad.state_dict()["pending"] == [json.loads(c3["designs"])]
 
     # a new driver restored from that checkpoint re-sends the batch in flight first, then asks the searcher
     searcher2 = make_searcher("random", problem.space, seed=3)
