@@ -25,6 +25,25 @@ def grid_space(space: DesignSpace, float_points: int) -> DesignSpace:
     return DesignSpace(params, space.constraints, canonical=space.canonical, name=space.name)
 
 
+_GRIDS: dict[tuple[str, int], tuple[list[str], list[tuple]]] = {}  # per process: (fingerprint, float_points) -> grid
+_INACTIVE = object()
+
+
+def _enumerated(space: DesignSpace, float_points: int, limit: int) -> tuple[list[str], list[tuple]]:
+    """The grid's designs as value tuples (inactive parameters marked), cached so that seeds share one enumeration."""
+    key = (space.fingerprint(), float_points)
+    if key not in _GRIDS:
+        gspace = grid_space(space, float_points)
+        names = list(gspace.params)
+        try:
+            rows = [tuple(d.get(n, _INACTIVE) for n in names) for d in gspace.enumerate(limit)]
+        except InvalidDesignError as exc:
+            raise ConfigError(f"grid: {exc}") from None
+        _GRIDS.clear()
+        _GRIDS[key] = (names, rows)
+    return _GRIDS[key]
+
+
 class GridSearcher(Searcher):
     """Exhaustive enumeration (canonical duplicates skipped); after the grid is exhausted it repeats it."""
 
@@ -48,31 +67,28 @@ class GridSearcher(Searcher):
         if bound > self.max_designs:
             raise ConfigError(f"grid: space {space.name!r} has up to {bound:.4g} designs, more than max_designs="
                               f"{self.max_designs:,}; use another searcher or raise max_designs")
-        try:
-            self._grid: list[Design] = list(gspace.enumerate(self.max_designs))
-        except InvalidDesignError as exc:
-            raise ConfigError(f"grid: {exc}") from None
-        if not self._grid:
+        self._names, self._rows = _enumerated(space, self.float_points, self.max_designs)
+        if not self._rows:
             raise ConfigError(f"grid: space {space.name!r} has no valid design")
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, 7]).permutation(len(self._grid))
-            self._grid = [self._grid[i] for i in order]
+        n = len(self._rows)
+        self._order = np.random.default_rng([self.seed, 7]).permutation(n) if self.shuffle else np.arange(n)
         self.position = 0
         self.seen: set[str] = set()
 
     def ask(self, n: int = 1) -> list[Design]:
         out: list[Design] = []
         while len(out) < n:
-            if self.position >= len(self._grid):  # exhausted: start over (a budget beyond the space size)
+            if self.position >= len(self._rows):  # exhausted: start over (a budget beyond the space size)
                 self.position = 0
                 self.seen.clear()
-            d = self._grid[self.position]
+            row = self._rows[int(self._order[self.position])]
+            d = {n: v for n, v in zip(self._names, row) if v is not _INACTIVE}
             self.position += 1
             key = self.space.key(d)
             if key in self.seen:
                 continue
             self.seen.add(key)
-            out.append(dict(d))
+            out.append(d)
         return out
 
     def state_dict(self) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from archgym.errors import ConfigError
 from archgym.searcher import Searcher
 from archgym.space import Design, DesignSpace, _plain
 
-TUNERS = ("tpe", "evolution", "anneal")
 _DEDUPE_TRIES = 20
 
 

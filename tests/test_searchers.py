@@ -73,7 +73,6 @@ CASES = {
     "ppo": (Mixed, 90, {}),
     "ppo_constructive": (Mixed, 80, {"mode": "constructive"}),
 }
-OTHERS = ("reinforce", "agnn", "proxy-loop", "darts")  # covered by their owners' tests
 
 
 def _name(case: str) -> str:
