@@ -182,3 +182,15 @@ def test_registered_env_is_cheap_and_checks_its_arguments():
         make_problem("archgym/AGNN-v0", dataset="mnist")
     with pytest.raises(ConfigError, match="device"):
         make_problem("archgym/AGNN-v0", device="tpu")
+
+
+def test_simulator_pickles_light_for_process_isolation():
+    """The Evaluator's worker process receives a pickled simulator: data and shared weights stay behind."""
+    import pickle
+
+    sim = GNNTrainSimulator("synthetic", max_epochs=3, share_weights=True, synthetic={"num_nodes": 80})
+    sim.evaluate(reference_design("gcn"))
+    blob = pickle.dumps(sim)
+    clone = pickle.loads(blob)
+    assert clone._data is None and not clone._pool and len(blob) < 20_000
+    assert clone.evaluate(reference_design("gcn"))["epochs"] == 3  # nothing inherited in the fresh process
