@@ -14,6 +14,7 @@ acquisition optimiser passes a 2-D ``x0`` to ``scipy.optimize.minimize``, which 
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -60,6 +61,7 @@ def _import_nni(tuner: str) -> Any:
     except ModuleNotFoundError as exc:
         raise ConfigError(f"searcher nni_{tuner} needs the missing package {exc.name!r} "
                           f"(pip install 'archgym[nni]'{' hyperopt' if tuner == 'anneal' else ''})") from None
+    logging.getLogger("nni").setLevel(logging.WARNING)  # NNI logs every tuner step at INFO to stdout
     return nni
 
 
