@@ -131,7 +131,9 @@ def measure_cost(simulator: Simulator, space: DesignSpace, seed: int, limit: flo
             r = ev.evaluate(space.sample(rng))
         return max(r.sim_cost, limit) if r.status == "timeout" else max(r.sim_cost, 1e-7)
     with Evaluator(simulator, cache=False) as ev:
-        ev.evaluate(space.sample(rng))  # warm-up: table loads and imports are not the cost per evaluation
+        first = ev.evaluate(space.sample(rng)).sim_cost  # includes table loads and imports: only an upper bound
+        if first >= limit:
+            return first
         costs: list[float] = []
         start = time.perf_counter()
         while len(costs) < 32 and time.perf_counter() - start < limit:
@@ -558,17 +560,18 @@ class RayRunner:
     def _workers(self) -> int:
         import ray
 
+        res = ray.cluster_resources()
+        for kind, need in (("CPU", self.options.cpus_per_trial), ("GPU", self.options.gpus_per_trial)):
+            if need > res.get(kind, 0):
+                raise ConfigError(f"--{kind.lower()}s-per-trial {need:g}: the Ray cluster has {res.get(kind, 0):g} "
+                                  f"{kind}s in all")
         if self.options.workers is not None:
             return self.options.workers
-        res = ray.cluster_resources()
         n = math.inf
         if self.options.cpus_per_trial > 0:
-            n = min(n, res.get("CPU", 1) // self.options.cpus_per_trial)
+            n = min(n, res.get("CPU", 0) // self.options.cpus_per_trial)
         if self.options.gpus_per_trial > 0:
             n = min(n, res.get("GPU", 0) // self.options.gpus_per_trial)
-            if n < 1:
-                raise ConfigError(f"--gpus-per-trial {self.options.gpus_per_trial:g}: the Ray cluster has "
-                                  f"{res.get('GPU', 0):g} GPUs")
         return max(1, int(n))
 
     def _fit(self, tune: Any, adapter: Any, workers: int) -> None:

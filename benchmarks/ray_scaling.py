@@ -157,8 +157,12 @@ def main() -> None:
               f" {vs_local:8.2f}x {vs_one:>11}")
     auto = next(r for r in rows if r.case == auto_case and r.runner.startswith("ray"))
     two = next(r for r in rows if r.runner.startswith("ray, 2 workers") and r.case == one.case)
-    print(f"\ntarget (a): automatic batching within 2x of local on look-ups: local/ray = "
-          f"{base[auto.case].rate / auto.rate:.2f}x -> {'met' if base[auto.case].rate / auto.rate <= 2 else 'MISSED'}")
+    slow_e2e = base[auto.case].rate / auto.rate
+    slow_steady = base[auto.case].rate / auto.steady if auto.steady else float("nan")
+    fixed = auto.wall - auto.trials / auto.steady if auto.steady else float("nan")
+    print(f"\ntarget (a): automatic batching within 2x of local on look-ups: local/ray = {slow_e2e:.2f}x end-to-end "
+          f"({'met' if slow_e2e <= 2 else 'MISSED'}), {slow_steady:.2f}x steady ({'met' if slow_steady <= 2 else 'MISSED'});"
+          f" Tune's fixed start-up and shut-down in that run: {fixed:.1f} s")
     print(f"target (b): 2 workers >= 1.7x of 1 worker on the 50 ms simulator: {two.rate / one.rate:.2f}x end-to-end"
           + (f", {two.steady / one.steady:.2f}x steady" if two.steady and one.steady else "")
           + f" -> {'met' if two.rate / one.rate >= 1.7 else 'MISSED (end-to-end)'}")

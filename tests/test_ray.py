@@ -255,6 +255,13 @@ def test_cli_ray_search_with_one_worker_proposes_what_the_local_runner_does(ray_
 
 
 @pytest.mark.slow
+def test_gpu_trials_are_refused_on_a_cluster_without_gpus(ray_cluster, test_envs, tmp_path):
+    spec = RunSpec("test/Sleep-v0", {}, "random", {}, budget=4)
+    with pytest.raises(ConfigError, match="--gpus-per-trial 1: the Ray cluster has 0 GPUs"):
+        run_search_ray(spec, tmp_path / "run", gpus_per_trial=1, workers=1, quiet=True)
+
+
+@pytest.mark.slow
 def test_a_crashing_worker_is_retried_then_its_trial_fails_with_the_reason(ray_cluster, test_envs, tmp_path):
     spec = RunSpec("test/Crash-v0", {}, "random", {}, seed=0, budget=3)
     run_id = run_search_ray(spec, tmp_path / "run", workers=2, designs_per_trial=1, max_retries=1, quiet=True)
