@@ -159,7 +159,8 @@ def main() -> None:
     ap.add_argument("--models", default="rf,gbm,gnn", help="proxy models for NAS-Bench-Graph (rf,gbm,mlp,gnn)")
     ap.add_argument("--seeds", type=int, default=10, help="seeds of the proxy-in-the-loop comparison")
     ap.add_argument("--loop-budget", type=int, default=300, help="real simulations per searcher and seed")
-    ap.add_argument("--hw-samples", type=int, default=80, help="logged designs per hardware env (0: skip them)")
+    ap.add_argument("--hw-samples", type=int, default=60,
+                    help="logged SCALE-Sim designs (ZigZag, slower, gets half; 0: skip the hardware envs)")
     ap.add_argument("--out", type=Path, default=Path("runs/proxy_fidelity"), help="results folder")
     args = ap.parse_args()
     quick = args.quick
@@ -167,7 +168,7 @@ def main() -> None:
     n_test = 200 if quick else 1000
     seeds = 2 if quick else args.seeds
     budget = 80 if quick else args.loop_budget
-    hw_n = min(args.hw_samples, 16) if quick else args.hw_samples
+    hw_n = min(args.hw_samples, 12) if quick else args.hw_samples
     models = ["rf", "gbm"] if quick else args.models.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"quick": quick}
@@ -180,14 +181,14 @@ def main() -> None:
         results["fidelity"] = rows
         lc_sizes = sorted({max(20, sizes[0] // 10), sizes[0] // 3, *sizes})
         results["learning_curve"] = learning_curve_png(data, test, lc_sizes, args.out / "learning_curve_cora.png", 0)
-        hw = [("archgym/SCALESim-v0", {}, "cycles"), ("archgym/ZigZag-v0", {}, "latency")]
-        for env, env_args, target in hw if hw_n else []:
+        hw = [("archgym/SCALESim-v0", {}, "cycles", hw_n), ("archgym/ZigZag-v0", {}, "latency", hw_n // 2)]
+        for env, env_args, target, n_hw in hw if hw_n else []:
             if env not in ENVS:
                 print(f"{env}: not registered; no row")
                 continue
-            n_train = max(4, int(hw_n * 0.75))
+            n_train = max(4, int(n_hw * 0.75))
             try:
-                hw_rows, _, _ = fidelity_rows(env, env_args, target, True, [n_train], hw_n - n_train, ["rf", "gbm"],
+                hw_rows, _, _ = fidelity_rows(env, env_args, target, True, [n_train], n_hw - n_train, ["rf", "gbm"],
                                               Path(tmp), 0, "logged")
                 results["fidelity"] += hw_rows
             except ArchGymError as exc:

@@ -53,7 +53,7 @@ class _TorchEnsemble(Regressor):
     ``epochs=0`` sizes training automatically: about ``auto_steps`` optimiser steps (20..300 epochs).
     """
 
-    auto_steps = 2000
+    auto_steps = 1200
 
     def __init__(self, n_members: int, epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int) -> None:
         self.n_members = n_members
