@@ -234,12 +234,15 @@ def make_epoch_problem(epoch_time: float = 0.03) -> Problem:
 @pytest.mark.slow
 def test_cli_ray_search_with_one_worker_proposes_what_the_local_runner_does(ray_cluster, test_envs, tmp_path):
     out = tmp_path / "ray"
-    res = CliRunner().invoke(app, ["search", "--env", "test/Sleep-v0", "--searcher", "random", "--seed", "5",
-                                   "--budget", "12", "--backend", "ray", "--workers", "1", "--designs-per-trial",
-                                   "3", "--out", str(out)])
+    # an adaptive searcher: its proposals depend on the results it was told, in order
+    hp = {"population_size": 4, "sample_size": 2}
+    res = CliRunner().invoke(app, ["search", "--env", "test/Sleep-v0", "--searcher", "regularized_evolution",
+                                   "--searcher-arg", "population_size=4", "--searcher-arg", "sample_size=2",
+                                   "--seed", "5", "--budget", "12", "--backend", "ray", "--workers", "1",
+                                   "--designs-per-trial", "3", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "rank" in res.output
-    spec = RunSpec("test/Sleep-v0", {}, "random", {}, seed=5, budget=12, batch_size=3)
+    spec = RunSpec("test/Sleep-v0", {}, "regularized_evolution", hp, seed=5, budget=12, batch_size=3)
     with TrialLog(tmp_path / "local.sqlite") as log:
         runner = start_run(log, spec, prepare(spec))
         runner.run()
