@@ -161,10 +161,13 @@ def make_regressor(kind: str, seed: int = 0, **kwargs: Any) -> Regressor:
         cls: Any = ForestRegressor
     elif kind == "gbm":
         cls = BoostingRegressor
-    elif kind == "mlp":
-        from archgym.proxies.torch_models import MLPEnsembleRegressor as cls
-    elif kind == "gnn":
-        from archgym.proxies.torch_models import GraphEnsembleRegressor as cls
+    elif kind in ("mlp", "gnn"):
+        try:
+            from archgym.proxies import torch_models
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"proxy model {kind} needs the missing package {exc.name!r} "
+                              "(pip install 'archgym[torch]')") from None
+        cls = torch_models.MLPEnsembleRegressor if kind == "mlp" else torch_models.GraphEnsembleRegressor
     else:
         raise ConfigError(f"proxy model {kind!r} is not known; allowed: {', '.join(MODEL_KINDS)}")
     from archgym.registry import check_kwargs
