@@ -384,8 +384,7 @@ def layer_result(cme: Any) -> dict[str, Any]:
     }
 
 
-def _objective(sim: ZigZagSimulator, objective: str, target_latency: float | None,
-               target_energy: float | None) -> Objective:
+def _objective(objective: str, target_latency: float | None, target_energy: float | None) -> Objective:
     if objective == "edp":
         return WeightedSum({"edp": 1.0}, log=True)
     if objective == "multi":
@@ -405,5 +404,5 @@ def make_problem(workload: str = "tiny_cnn", template: str = "tpu_like", objecti
     ``template``; objective "edp" (log energy-delay product), "multi" (energy, latency, on-chip memory) or
     "target" (latency/energy targets)."""
     sim = ZigZagSimulator(workload, template, tuple(lpf_levels), opt)
-    return Problem(f"ZigZag/{template}/{sim.workload.name}", sim, _objective(sim, objective, target_latency, target_energy),
+    return Problem(f"ZigZag/{template}/{sim.workload.name}", sim, _objective(objective, target_latency, target_energy),
                    max_steps=max_steps, info={"workload": sim.workload.describe(), "template": template})
