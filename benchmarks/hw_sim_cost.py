@@ -2,7 +2,7 @@
 Evaluator's cache when designs repeat (second pass over the same designs vs the first, both through the Evaluator
 with process isolation as in a real search).
 
-    python benchmarks/hw_sim_cost.py            # full table (10-15 minutes on 2 busy cores)
+    python benchmarks/hw_sim_cost.py            # full table (about 10 minutes on 2 busy cores)
     python benchmarks/hw_sim_cost.py --quick    # smoke run
 
 ``collect(simulator, n, seed)`` returns seeded designs with their metrics and per-design seconds: the data a proxy
@@ -62,26 +62,26 @@ def cache_speedup(simulator: Any, designs: list[dict], warmup: dict) -> tuple[fl
     return t1 - t0, t2 - t1, (t1 - t0) / max(t2 - t1, 1e-9)
 
 
-def cases(quick: bool) -> list[tuple[str, Any, int]]:
-    """(label, simulator, designs to sample). Large workloads get a narrower space (big arrays, large SRAM) so a
+def cases(quick: bool) -> list[tuple[str, Any, int, int]]:
+    """(label, simulator, designs to sample, designs in the cache test; 0 skips it). Large workloads get a narrower space (big arrays, large SRAM) so a
     sampled design cannot take SCALE-Sim into millions of stall cycles; the designs are still sampled, not picked."""
     from archgym.simulators.scalesim import ScaleSimSimulator
     from archgym.simulators.zigzag import ZigZagSimulator
 
-    out: list[tuple[str, Any, int]] = [
-        ("scalesim", ScaleSimSimulator("tiny_cnn"), 4 if quick else 12),
-        ("zigzag/tpu_like", ZigZagSimulator("tiny_cnn"), 3 if quick else 8),
+    out: list[tuple[str, Any, int, int]] = [
+        ("scalesim", ScaleSimSimulator("tiny_cnn"), 4 if quick else 12, 2 if quick else 3),
+        ("zigzag/tpu_like", ZigZagSimulator("tiny_cnn"), 3 if quick else 8, 2 if quick else 3),
     ]
     if not quick:
         out += [
-            ("scalesim", ScaleSimSimulator("tiny_transformer"), 8),
-            ("scalesim", ScaleSimSimulator("small_cnn", array_sizes=(8, 16, 32, 64), sram_kb=(8, 16, 32, 64)), 3),
+            ("scalesim", ScaleSimSimulator("tiny_transformer"), 6, 3),
+            ("scalesim", ScaleSimSimulator("small_cnn", array_sizes=(8, 16, 32, 64), sram_kb=(8, 16, 32, 64)), 2, 1),
             ("scalesim", ScaleSimSimulator("resnet18:layer4.1.conv2", array_sizes=(64, 128), sram_kb=(256, 512),
-                                           bandwidths=(64,)), 2),
-            ("zigzag/tpu_like", ZigZagSimulator("small_cnn"), 4),
-            ("zigzag/eyeriss_like", ZigZagSimulator("tiny_cnn", "eyeriss_like"), 4),
-            ("zigzag/tpu_like", ZigZagSimulator("resnet18"), 2),
-            ("zigzag/tpu_like", ZigZagSimulator("transformer_block"), 2),
+                                           bandwidths=(64,)), 1, 0),
+            ("zigzag/tpu_like", ZigZagSimulator("small_cnn"), 4, 2),
+            ("zigzag/eyeriss_like", ZigZagSimulator("tiny_cnn", "eyeriss_like"), 4, 2),
+            ("zigzag/tpu_like", ZigZagSimulator("resnet18"), 1, 0),
+            ("zigzag/tpu_like", ZigZagSimulator("transformer_block"), 3, 2),
         ]
     return out
 
@@ -95,11 +95,11 @@ def main() -> None:
 
     print(f"{'simulator':<20} {'workload':<26} {'MACs':>10} {'n':>3} {'mean s':>8} {'median s':>9} {'max s':>8} "
           f"{'1st pass s':>10} {'cached s':>9} {'cache x':>9}")
-    for label, sim, n in cases(args.quick):
+    for label, sim, n, k in cases(args.quick):
         zz._LAYER_MEMO.clear()
-        designs, _, secs = collect(sim, n, args.seed)
-        k = min(len(designs) - 1, 2 if args.quick else 3)
-        first, second, ratio = cache_speedup(sim, designs[:k], designs[-1])
+        designs, _, secs = collect(sim, max(n, k + 1) if k else n, args.seed)
+        nan = float("nan")
+        first, second, ratio = cache_speedup(sim, designs[:k], designs[k]) if k else (nan, nan, nan)
         print(f"{label:<20} {sim.workload.name:<26} {sim.workload.macs:>10.3g} {len(secs):>3} "
               f"{statistics.mean(secs):>8.2f} {statistics.median(secs):>9.2f} {max(secs):>8.2f} "
               f"{first:>10.2f} {second:>9.4f} {ratio:>9.0f}", flush=True)
