@@ -621,6 +621,20 @@ def _trial_name(trial: Any) -> str:
     return trial.trial_id
 
 
+def _check_reachable(address: str) -> None:
+    """Fail fast on a HOST:PORT where nothing listens (Ray itself retries such an address for minutes)."""
+    host, sep, port = address.split("://")[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        if address != "auto":
+            raise ConfigError(f"--address {address!r} is not allowed; allowed: auto or HOST:PORT")
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5.0).close()
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one with "
+                          "`ray start --head` or omit --address for a local Ray") from None
+
+
 def _init_ray(options: RayOptions, out: Path) -> bool:
     """Connect to ``options.address`` or start a local Ray with its session files under the run; returns whether
     this call started Ray (and so must shut it down)."""
@@ -629,6 +643,7 @@ def _init_ray(options: RayOptions, out: Path) -> bool:
     if ray.is_initialized():
         return False
     if options.address:
+        _check_reachable(options.address)
         try:
             ray.init(address=options.address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -679,6 +694,19 @@ def run_search_ray(spec: RunSpec, out: Path, prepared: tuple[Problem, Searcher] 
     check_setup(problem, opts)
     out = Path(out)
     name = spec.searcher if search_alg is None else f"ray:{type(search_alg).__name__}"
+    started_ray = _init_ray(opts, out)  # before the run is registered: an unreachable cluster leaves no run behind
+    try:
+        return _start_and_run(spec, out, problem, searcher, opts, name, timeout, search_alg, quiet, progress)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _start_and_run(spec: RunSpec, out: Path, problem: Problem, searcher: Searcher, opts: RayOptions, name: str,
+                   timeout: float | None, search_alg: Any, quiet: bool,
+                   progress: Callable[[int, list[TrialResult]], None] | None) -> str:
     with TrialLog(log_path(out)) as log:
         run_id = log.start_run(
             None, env=spec.env, env_args=spec.env_args, simulator=problem.simulator.name, searcher=name,

@@ -27,7 +27,7 @@ from archgym.evaluator import Evaluator, TrialResult  # noqa: E402
 from archgym.log import TrialLog  # noqa: E402
 from archgym.objective import SingleMetric  # noqa: E402
 from archgym.ray_runner import (  # noqa: E402
-    ArchgymTuneSearcher, RayOptions, _ArchgymProposer, auto_designs_per_trial, ray_temp_dir, result_to_dict,
+    ArchgymTuneSearcher, RayOptions, _ArchgymProposer, _check_reachable, auto_designs_per_trial, ray_temp_dir, result_to_dict,
     run_epochs, run_search_ray,
 )
 from archgym.registry import ENVS, EnvEntry, Problem, make_searcher  # noqa: E402
@@ -129,6 +129,10 @@ def test_options_are_checked_with_the_allowed_values():
         RayOptions.from_meta(None, wrokers=2)
     opts = RayOptions.from_meta({"backend": "ray", "workers": 3, "scheduler": "asha"}, workers=None, gpus_per_trial=1)
     assert (opts.workers, opts.scheduler, opts.gpus_per_trial) == (3, "asha", 1)
+    with pytest.raises(ConfigError, match="no Ray cluster answers"):
+        _check_reachable("127.0.0.1:1")
+    with pytest.raises(ConfigError, match="auto or HOST:PORT"):
+        _check_reachable("my-cluster")
     spec = RunSpec("test/Sleep-v0", {}, "random", {}, budget=4)
     with pytest.raises(ConfigError, match="per-epoch"):
         run_search_ray(spec, Path("/nonexistent/never"), (make_sleep_problem(), None), scheduler="asha")
