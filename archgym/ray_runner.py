@@ -489,6 +489,7 @@ class RayRunner:
         self.progress: Callable[[int, list[TrialResult]], None] | None = None
 
     def _designs_per_trial(self, workers: int, remaining: int | None) -> int:
+        """``--designs-per-trial``, else sized from the simulator's cost hint or a quick measurement."""
         if self.options.scheduler == "asha":
             return 1
         if self.options.designs_per_trial is not None:
@@ -514,6 +515,8 @@ class RayRunner:
                 raise LogError(f"run {self.run_id}: checkpoint covers {state['state_trials']} trials but the log "
                                f"holds {done}")
             ckpt = state["state"]
+            if "pending" not in ckpt:
+                raise ConfigError(f"run {self.run_id} was started by the local runner; resume it without --backend ray")
             self.proposer.load_state_dict(ckpt["searcher"])
             resubmit = ckpt["pending"]
             elapsed_before = ckpt.get("elapsed", 0.0)
@@ -558,6 +561,7 @@ class RayRunner:
         return total
 
     def _workers(self) -> int:
+        """Concurrent trials: ``--workers``, else as many as the cluster's CPUs/GPUs hold at once."""
         import ray
 
         res = ray.cluster_resources()
@@ -575,13 +579,13 @@ class RayRunner:
         return max(1, int(n))
 
     def _fit(self, tune: Any, adapter: Any, workers: int) -> None:
+        """One Tune experiment (under ``out/tune/attempt-N``) that runs until the adapter says FINISHED."""
+        import ray
         from ray.tune import Callback
         from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
         sim = self.problem.simulator
         epochs = float(sim.max_fidelity) if self.options.scheduler == "asha" else None  # type: ignore[attr-defined]
-        import ray
-
         token = f"{self.run_id}-{time.time_ns()}"
         box = [ray.put(self.problem)]
         trainable = tune.with_parameters(trial_main, token=token, box=box, timeout=self.timeout, epochs=epochs)

@@ -27,7 +27,7 @@ from archgym.evaluator import Evaluator, TrialResult  # noqa: E402
 from archgym.log import TrialLog  # noqa: E402
 from archgym.objective import SingleMetric  # noqa: E402
 from archgym.ray_runner import (  # noqa: E402
-    ArchgymTuneSearcher, RayOptions, _ArchgymProposer, _check_reachable, auto_designs_per_trial, ray_temp_dir, result_to_dict,
+    ArchgymTuneSearcher, RayOptions, RayRunner, _ArchgymProposer, _check_reachable, auto_designs_per_trial, ray_temp_dir, result_to_dict,
     run_epochs, run_search_ray,
 )
 from archgym.registry import ENVS, EnvEntry, Problem, make_searcher  # noqa: E402
@@ -136,6 +136,18 @@ def test_options_are_checked_with_the_allowed_values():
     spec = RunSpec("test/Sleep-v0", {}, "random", {}, budget=4)
     with pytest.raises(ConfigError, match="per-epoch"):
         run_search_ray(spec, Path("/nonexistent/never"), (make_sleep_problem(), None), scheduler="asha")
+
+
+def test_a_local_run_is_not_resumed_on_ray(tmp_path):
+    spec = RunSpec("test/Sleep-v0", {}, "random", {}, budget=3)
+    problem = make_sleep_problem()
+    with TrialLog(tmp_path / "t.sqlite") as log:
+        runner = start_run(log, spec, (problem, make_searcher("random", problem.space)))
+        runner.run()
+        ray_runner = RayRunner(problem, make_searcher("random", problem.space), log, runner.run_id, tmp_path, 3, None,
+                               RayOptions())
+        with pytest.raises(ConfigError, match="started by the local runner"):
+            ray_runner.run(resume=True)
 
 
 def test_ray_session_dir_stays_short_for_unix_sockets(tmp_path):
