@@ -15,7 +15,7 @@ from archgym.evaluator import Evaluator
 from archgym.objective import MultiObjective, SingleMetric
 from archgym.registry import SEARCHERS, make_searcher
 from archgym.simulator import Metric, Simulator
-from archgym.space import Categorical, DesignSpace, Forbidden, Integer, Ordinal
+from archgym.space import Categorical, DesignSpace, Float, Forbidden, Integer, Ordinal
 
 HAVE_NNI = importlib.util.find_spec("nni") is not None and importlib.util.find_spec("hyperopt") is not None
 HAVE_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("stable_baselines3") is not None
@@ -244,3 +244,37 @@ def test_optuna_storage_persists_the_study(tmp_path):
     in_memory = make_searcher("optuna_tpe", sim.space, seed=0)
     in_memory.load_state_dict(state)
     assert resumed.ask(2) == in_memory.ask(2)
+
+
+class Conditional(Simulator):
+    """Floats (one log-scaled) and a parameter active only under one choice; optimum near lr=1e-2, momentum=0.9."""
+
+    name = "conditional"
+    metrics = (Metric("score"),)
+
+    def __init__(self) -> None:
+        self.space = DesignSpace(
+            [Float("lr", 1e-4, 1.0, log=True), Categorical("opt", ("sgd", "adam")),
+             Float("momentum", 0.0, 0.99, when={"opt": ("sgd",)}), Integer("layers", 1, 4)], name="conditional")
+
+    def evaluate(self, design, fidelity=None, workdir=None):
+        score = -abs(math.log10(design["lr"]) + 2) - 0.3 * abs(design["layers"] - 3)
+        return {"score": score - (abs(design["momentum"] - 0.9) if design["opt"] == "sgd" else 0.5)}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c not in ("optuna_gp", "grid", "optuna_cmaes")] +
+                         ["grid", "optuna_cmaes"])
+def test_conditional_float_spaces_give_valid_designs_and_resume(case):
+    _skip(case)
+    sim = Conditional()
+    kwargs = {k: v for k, v in CASES[case][2].items() if k in ("mode", "accept")}
+    name = _name(case)
+    ev = evaluator(sim)
+    first = make_searcher(name, sim.space, seed=2, **kwargs)
+    designs = run(first, ev, [4, 4, 4])
+    assert all(sim.space.is_valid(d) for d in designs)
+    assert any("momentum" in d for d in designs) and any("momentum" not in d for d in designs)
+    assert len({json.dumps(d, sort_keys=True) for d in designs}) >= 10
+    resumed = make_searcher(name, sim.space, seed=2, **kwargs)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert resumed.ask(3) == first.ask(3)
