@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -225,6 +226,7 @@ def ray_cluster(tmp_path_factory) -> Iterator[str]:
         yield ctx.address_info["gcs_address"]
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
         if old is None:
             os.environ.pop("PYTHONPATH", None)
         else:
