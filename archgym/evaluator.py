@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,10 +113,11 @@ def _worker_main(conn: Any, simulator: Simulator) -> None:
         try:
             conn.send(("ok", simulator.evaluate(design, fidelity=fidelity, workdir=workdir)))
         except Exception as exc:  # noqa: BLE001 - any simulator error becomes a failed trial
-            conn.send(("failed", _reason(exc)))
+            conn.send(("failed", failure_reason(exc)))
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """A one-line reason for a failed trial: the exception and where it was raised."""
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"
@@ -170,7 +171,8 @@ class Evaluator:
 
     # -- evaluation -------------------------------------------------------------------------------------------
 
-    def _workdir(self) -> Path | None:
+    def new_workdir(self) -> Path | None:
+        """A fresh private scratch directory for one evaluation (None if the simulator writes no files)."""
         if not self.simulator.uses_workdir:
             return None
         if self._tmp is None:
@@ -184,7 +186,7 @@ class Evaluator:
         return d
 
     def _simulate(self, design: Design, fidelity: float | None) -> tuple[str, Any, float]:
-        workdir = self._workdir()
+        workdir = self.new_workdir()
         t0 = time.perf_counter()
         try:
             if self.isolation == "process":
@@ -195,7 +197,7 @@ class Evaluator:
                 try:
                     status, payload = "ok", self.simulator.evaluate(design, fidelity=fidelity, workdir=workdir)
                 except Exception as exc:  # noqa: BLE001 - a simulator error is a failed trial, not a failed search
-                    status, payload = "failed", _reason(exc)
+                    status, payload = "failed", failure_reason(exc)
         finally:
             if workdir is not None and not self.keep_workdirs:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -207,8 +209,9 @@ class Evaluator:
                 payload = {k: float(v) for k, v in payload.items()}
         return status, payload, time.perf_counter() - t0
 
-    def _finish(self, design: Design, key: str, fidelity: float | None, status: str, payload: Any, cost: float,
-                cached: bool, t0: float) -> TrialResult:
+    def finish(self, design: Design, key: str, fidelity: float | None, status: str, payload: Any, cost: float,
+               cached: bool, t0: float, log: bool = True) -> TrialResult:
+        """Turn a simulator outcome (metrics, or a failure reason) into a TrialResult under the objective; log it."""
         obj = self.objective
         if status == "ok":
             res = TrialResult(design, key, "ok", obj.reward(payload), metrics=payload, rewards=obj.rewards(payload),
@@ -216,7 +219,7 @@ class Evaluator:
         else:
             res = TrialResult(design, key, status, obj.failure_reward, error=payload, fidelity=fidelity, sim_cost=cost)
         res.wall_time = time.perf_counter() - t0
-        if self.log is not None:
+        if log and self.log is not None:
             self.log.append(self.run_id, res.record(), res)  # type: ignore[arg-type]
         return res
 
@@ -227,15 +230,15 @@ class Evaluator:
             design = self.space.validate(design)
         except InvalidDesignError as exc:
             raw = {str(k): v for k, v in design.items()} if isinstance(design, dict) else {"_raw": repr(design)}
-            return self._finish(raw, "invalid", fidelity, "invalid", str(exc), 0.0, False, t0)
+            return self.finish(raw, "invalid", fidelity, "invalid", str(exc), 0.0, False, t0)
         key = self.space.key(design)
         hit = self.cache.get((key, fidelity)) if self.use_cache else None
         if hit is not None:
-            return self._finish(design, key, fidelity, "ok", hit, 0.0, True, t0)
+            return self.finish(design, key, fidelity, "ok", hit, 0.0, True, t0)
         status, payload, cost = self._simulate(design, fidelity)
         if status == "ok" and self.use_cache:
             self.cache[(key, fidelity)] = payload
-        return self._finish(design, key, fidelity, status, payload, cost, False, t0)
+        return self.finish(design, key, fidelity, status, payload, cost, False, t0)
 
     def evaluate_many(self, designs: Sequence[Design], fidelity: float | None = None) -> list[TrialResult]:
         """Evaluate several designs; in-process simulators get the uncached valid ones in one ``evaluate_many`` call."""
@@ -277,14 +280,51 @@ class Evaluator:
                 status, payload, cost = fresh[i]
                 if status == "ok" and self.use_cache:
                     self.cache[(k, fidelity)] = payload
-                results.append(self._finish(v, k, fidelity, status, payload, cost, False, t0))
+                results.append(self.finish(v, k, fidelity, status, payload, cost, False, t0))
             else:
                 hit = self.cache.get((k, fidelity))
                 if hit is None:  # an earlier design in this batch had the same key but failed
                     results.append(self.evaluate(v, fidelity))
                 else:
-                    results.append(self._finish(v, k, fidelity, "ok", hit, 0.0, True, t0))
+                    results.append(self.finish(v, k, fidelity, "ok", hit, 0.0, True, t0))
         return results
+
+    def evaluate_epochs(self, design: Design, max_fidelity: float,
+                        deadline: float | None = None) -> Iterator[TrialResult]:
+        """Evaluate one design through ``simulator.evaluate_epochs``, yielding a TrialResult after every epoch (for
+        early-stopping schedulers). Nothing is logged: the caller records the last result it keeps. A crash becomes a
+        failed result at the fidelity reached; a run past ``deadline`` (monotonic seconds) stops with status timeout.
+        """
+        t0 = time.perf_counter()
+        try:
+            v = self.space.validate(design)
+        except InvalidDesignError as exc:
+            yield self.finish(dict(design), "invalid", None, "invalid", str(exc), 0.0, False, t0, log=False)
+            return
+        key = self.space.key(v)
+        workdir = self.new_workdir()
+        fidelity: float | None = None
+        try:
+            gen = self.simulator.evaluate_epochs(v, max_fidelity=max_fidelity, workdir=workdir)  # type: ignore[attr-defined]
+            for epoch, metrics in gen:
+                fidelity = float(epoch)
+                missing = [m.name for m in self.simulator.metrics if m.name not in metrics]
+                if missing:
+                    yield self.finish(v, key, fidelity, "failed", f"simulator did not report metrics {missing}",
+                                      time.perf_counter() - t0, False, t0, log=False)
+                    return
+                metrics = {k: float(x) for k, x in metrics.items()}
+                yield self.finish(v, key, fidelity, "ok", metrics, time.perf_counter() - t0, False, t0, log=False)
+                if deadline is not None and time.monotonic() > deadline and fidelity < max_fidelity:
+                    reason = f"training exceeded the time limit after {epoch:g} epochs"
+                    yield self.finish(v, key, fidelity, "timeout", reason, time.perf_counter() - t0, False, t0, log=False)
+                    return
+        except Exception as exc:  # noqa: BLE001 - a training crash is one failed trial
+            cost = time.perf_counter() - t0
+            yield self.finish(v, key, fidelity, "failed", failure_reason(exc), cost, False, t0, log=False)
+        finally:
+            if workdir is not None and not self.keep_workdirs:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def close(self) -> None:
         """Stop the worker process, remove scratch space and commit the log's buffer."""

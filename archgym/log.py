@@ -72,15 +72,11 @@ def _json_default(obj: Any) -> Any:
 
 
 def check_log_file(path: Path) -> None:
-    """Refuse, without writing, a file that is not an archgym trial log."""
+    """Refuse, without writing, a file that is not a SQLite database (the schema is checked once connected)."""
     with open(path, "rb") as fh:
-        head = fh.read(100)
-    if len(head) == 0:
-        return  # an empty file (e.g. created by a killed first run) becomes a fresh log
-    if not head.startswith(_SQLITE_MAGIC):
+        head = fh.read(len(_SQLITE_MAGIC))
+    if head and head != _SQLITE_MAGIC:
         raise LogError(f"{path} is not an archgym trial log (not a SQLite database)")
-    if len(head) >= 72 and int.from_bytes(head[68:72], "big") != APPLICATION_ID:
-        raise LogError(f"{path} is a SQLite database but not an archgym trial log")
 
 
 class TrialLog:
@@ -116,24 +112,31 @@ class TrialLog:
 
     def _init_schema(self) -> None:
         db = self._db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
         app = db.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if app == 0 and not tables:
+        if app != APPLICATION_ID and (app != 0 or tables):
+            raise LogError(f"{self.path} is a SQLite database but not an archgym trial log")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if not tables:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in _SCHEMA.strip().split(";"):
-                    if stmt.strip():
-                        db.execute(stmt)
-                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                if db.execute("PRAGMA application_id").fetchone()[0] == 0:  # another process may have won the race
+                    for stmt in _SCHEMA.strip().split(";"):
+                        if stmt.strip():
+                            db.execute(stmt)
+                    db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
+            except BaseException:
                 db.execute("ROLLBACK")
-                if "already exists" not in str(exc):
-                    raise
+                raise
+            self.checkpoint_wal()
         self._check_schema()
+
+    def checkpoint_wal(self) -> None:
+        """Copy the write-ahead log into the main file, so the file alone (header included) holds every commit."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _check_schema(self) -> None:
         app = self._db.execute("PRAGMA application_id").fetchone()[0]

@@ -21,12 +21,11 @@ import json
 import logging
 import math
 import os
-import shutil
 import socket
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ try:
 except ModuleNotFoundError as _exc:
     raise ConfigError(f"the ray backend needs Ray Tune (missing {_exc.name!r}): pip install 'archgym[ray]'") from None
 
-from archgym.evaluator import Evaluator, TrialResult, _reason
+from archgym.evaluator import Evaluator, TrialResult
 from archgym.log import TrialLog
 from archgym.registry import Problem, make_problem, make_searcher
 from archgym.runner import RunSpec, log_path, prepare
@@ -372,43 +371,6 @@ def _evaluator(token: str, box: list, timeout: float | None) -> Evaluator:
     return ev
 
 
-def run_epochs(ev: Evaluator, design: Design, max_fidelity: float, deadline: float | None) -> Iterator[TrialResult]:
-    """Evaluate one design through ``simulator.evaluate_epochs``, yielding a TrialResult after every epoch.
-
-    Validation, the objective and the result format are the Evaluator's; a crash becomes a failed result at the
-    fidelity reached, and a run past ``deadline`` (monotonic seconds) stops with status ``timeout``.
-    """
-    t0 = time.perf_counter()
-    try:
-        v = ev.space.validate(design)
-    except InvalidDesignError as exc:
-        yield ev._finish(dict(design), "invalid", None, "invalid", str(exc), 0.0, False, t0)
-        return
-    key = ev.space.key(v)
-    workdir = ev._workdir()
-    fidelity: float | None = None
-    try:
-        gen = ev.simulator.evaluate_epochs(v, max_fidelity=max_fidelity, workdir=workdir)  # type: ignore[attr-defined]
-        for epoch, metrics in gen:
-            fidelity = float(epoch)
-            missing = [m.name for m in ev.simulator.metrics if m.name not in metrics]
-            if missing:
-                yield ev._finish(v, key, fidelity, "failed", f"simulator did not report metrics {missing}",
-                                 time.perf_counter() - t0, False, t0)
-                return
-            metrics = {k: float(x) for k, x in metrics.items()}
-            yield ev._finish(v, key, fidelity, "ok", metrics, time.perf_counter() - t0, False, t0)
-            if deadline is not None and time.monotonic() > deadline and fidelity < max_fidelity:
-                yield ev._finish(v, key, fidelity, "timeout", f"training exceeded the time limit after {epoch:g} "
-                                 "epochs", time.perf_counter() - t0, False, t0)
-                return
-    except Exception as exc:  # noqa: BLE001 - a training crash is one failed trial
-        yield ev._finish(v, key, fidelity, "failed", _reason(exc), time.perf_counter() - t0, False, t0)
-    finally:
-        if workdir is not None and not ev.keep_workdirs:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
 def trial_main(config: dict[str, Any], token: str = "", box: list | None = None, timeout: float | None = None,
                epochs: float | None = None) -> None:
     """The Tune trainable: evaluate this trial's batch (or train its one design epoch by epoch) and report."""
@@ -424,7 +386,7 @@ def trial_main(config: dict[str, Any], token: str = "", box: list | None = None,
                      "payload": json.dumps({"results": [result_to_dict(r) for r in results], "worker": worker})})
         return
     deadline = None if ev.timeout is None else time.monotonic() + ev.timeout
-    for res in run_epochs(ev, designs[0], epochs, deadline):
+    for res in ev.evaluate_epochs(designs[0], epochs, deadline):
         tune.report({"reward": res.reward, "fidelity": res.fidelity or 0.0,
                      "payload": json.dumps({"results": [result_to_dict(res)], "worker": worker})})
 
@@ -718,10 +680,6 @@ def _start_and_run(spec: RunSpec, out: Path, problem: Problem, searcher: Searche
             time_budget=spec.time_budget, batch_size=spec.batch_size, space=problem.space.to_dict(),
             fingerprint=problem.space.fingerprint(), objective=problem.objective.describe(), meta=opts.to_meta(),
         )
-        # Copy SQLite's write-ahead log into the main file now, header (application id) included: TrialLog
-        # recognises a log by that header, and a driver SIGKILLed before SQLite's first automatic checkpoint
-        # would otherwise leave a log that cannot be reopened for --resume.
-        log._db.execute("PRAGMA wal_checkpoint(FULL)")
         runner = RayRunner(problem, searcher if search_alg is None else None, log, run_id, out, spec.budget,
                            spec.time_budget, opts, spec.seed, timeout, search_alg)
         runner.progress = progress or (None if quiet else _console_progress(spec.budget))

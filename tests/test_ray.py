@@ -29,7 +29,7 @@ from archgym.log import TrialLog  # noqa: E402
 from archgym.objective import SingleMetric  # noqa: E402
 from archgym.ray_runner import (  # noqa: E402
     ArchgymTuneSearcher, RayOptions, RayRunner, _ArchgymProposer, _check_reachable, auto_designs_per_trial, ray_temp_dir, result_to_dict,
-    run_epochs, run_search_ray,
+    run_search_ray,
 )
 from archgym.registry import ENVS, EnvEntry, Problem, make_searcher  # noqa: E402
 from archgym.runner import RunSpec, log_path, prepare, start_run  # noqa: E402
@@ -196,15 +196,15 @@ def test_adapter_batches_budget_failures_and_checkpoint_with_batches_in_flight()
     assert ad2.suggest("u3") == "FINISHED"
 
 
-def test_run_epochs_reports_each_epoch_and_a_crash_at_the_fidelity_reached():
+def test_evaluate_epochs_reports_each_epoch_and_a_crash_at_the_fidelity_reached():
     ev = Evaluator(EpochSim(crash_quality=5), SingleMetric("acc"))
-    good = list(run_epochs(ev, {"quality": 8}, 9, None))
+    good = list(ev.evaluate_epochs({"quality": 8}, 9, None))
     assert [r.fidelity for r in good] == list(range(1, 10)) and good[-1].reward > good[0].reward
-    bad = list(run_epochs(ev, {"quality": 5}, 9, None))
+    bad = list(ev.evaluate_epochs({"quality": 5}, 9, None))
     assert bad[-1].status == "failed" and bad[-1].fidelity == 1 and "loss is nan" in bad[-1].error
-    invalid = list(run_epochs(ev, {"quality": 99}, 9, None))
+    invalid = list(ev.evaluate_epochs({"quality": 99}, 9, None))
     assert [r.status for r in invalid] == ["invalid"]
-    late = list(run_epochs(ev, {"quality": 3}, 9, deadline=time.monotonic() - 1))
+    late = list(ev.evaluate_epochs({"quality": 3}, 9, deadline=time.monotonic() - 1))
     assert late[-1].status == "timeout" and late[-1].fidelity == 1
 
 

@@ -13,7 +13,6 @@ from archgym.space import (
     Categorical,
     DesignSpace,
     Equal,
-    Float,
     Forbidden,
     Integer,
     Monotone,
