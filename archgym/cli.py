@@ -52,7 +52,11 @@ def envs(details: bool = typer.Option(False, "--details", help="Also list every 
     """List the registered environments with their design spaces and metrics."""
     from archgym.registry import ENVS, make_problem
 
-    table = Table("env id", "description", "space", "metrics")
+    table = Table(show_lines=True)
+    table.add_column("env id", no_wrap=True)
+    table.add_column("description", ratio=3)
+    table.add_column("space", ratio=2)
+    table.add_column("metrics", ratio=2, overflow="fold")
     for env_id, entry in sorted(ENVS.items()):
         try:
             problem = make_problem(env_id)
@@ -74,7 +78,10 @@ def searchers() -> None:
     """List the registered searchers with their hyperparameters and defaults."""
     from archgym.registry import SEARCHERS, searcher_class
 
-    table = Table("searcher", "description", "hyperparameters (default)")
+    table = Table(show_lines=True)
+    table.add_column("searcher", no_wrap=True)
+    table.add_column("description", ratio=1)
+    table.add_column("hyperparameters (default)", ratio=2, overflow="fold")
     for name in sorted(SEARCHERS):
         try:
             cls = searcher_class(name)
