@@ -37,6 +37,7 @@ from archgym.searcher import Searcher
 from archgym.space import Design, DesignSpace, Float
 
 MODES = ("oneshot", "constructive")
+_DEDUPE_TRIES = 20
 
 
 def _b64(obj: Any) -> str:
@@ -137,12 +138,15 @@ class PPOSearcher(Searcher):
         "float_bins": "values per float parameter in constructive mode (as in the env)",
         "normalize_reward": "standardise rewards with running mean and std before PPO sees them",
         "device": "torch device: 'auto' (CUDA when available), 'cpu' or 'cuda'",
+        "dedupe": f"when the policy samples an evaluated design, feed its known reward to PPO and sample again "
+                  f"(up to {_DEDUPE_TRIES} times, then propose an unseen uniform draw, scored under the policy)",
     }
 
     def __init__(self, space: DesignSpace, seed: int = 0, mode: str = "oneshot", n_steps: int = 20,
                  batch_size: int = 20, n_epochs: int = 10, learning_rate: float = 3e-3, ent_coef: float = 0.01,
                  clip_range: float = 0.2, gamma: float = 1.0, gae_lambda: float = 1.0, hidden: int = 64,
-                 float_bins: int = 8, normalize_reward: bool = True, device: str = "auto") -> None:
+                 float_bins: int = 8, normalize_reward: bool = True, device: str = "auto",
+                 dedupe: bool = True) -> None:
         super().__init__(space, seed)
         if mode not in MODES:
             raise ConfigError(f"ppo: mode={mode!r} is not allowed; allowed: {', '.join(MODES)}")
@@ -153,7 +157,8 @@ class PPOSearcher(Searcher):
         self.mode, self.n_steps, self.batch_size, self.n_epochs = mode, int(n_steps), int(batch_size), int(n_epochs)
         self.learning_rate, self.ent_coef, self.clip_range = float(learning_rate), float(ent_coef), float(clip_range)
         self.gamma, self.gae_lambda, self.hidden, self.float_bins = float(gamma), float(gae_lambda), int(hidden), int(float_bins)
-        self.normalize_reward, self.device = normalize_reward, device
+        self.normalize_reward, self.device, self.dedupe = normalize_reward, device, dedupe
+        self.known: dict[str, float] = {}  # canonical key -> reward of told designs
         self._decisions = _Decisions(space, self.float_bins) if mode == "constructive" else None
         self.model = self._build()
         self.pending: dict[str, list[list[Any]]] = {}  # design JSON -> [trajectory], a trajectory = [[obs, act, v, lp]]
@@ -209,11 +214,64 @@ class PPOSearcher(Searcher):
             current = d.next_param(partial)  # type: ignore[union-attr]
         return partial, steps
 
+    def _evaluate(self, obs: np.ndarray, action: np.ndarray) -> tuple[float, float]:
+        """Value of ``obs`` and log-probability of ``action`` under the current policy."""
+        import torch
+        from gymnasium import spaces
+
+        dev = self.model.device
+        act = torch.as_tensor(np.asarray(action)[None], device=dev)
+        if isinstance(self.model.action_space, spaces.Discrete):
+            act = act.long().flatten()
+        with torch.no_grad():
+            value, log_prob, _ = self.model.policy.evaluate_actions(torch.as_tensor(obs[None], device=dev), act)
+        return float(value.item()), float(log_prob.item())
+
+    def _steps_for(self, design: Design) -> tuple[Design, list[list[Any]]]:
+        """The transitions that would have produced ``design`` (floats snapped to the action grid)."""
+        if self.mode == "oneshot":
+            obs = np.zeros(1, dtype=np.float32)
+            action = self.space.encode(design, "index" if self.space.discrete else "unit")
+            action = np.where(action < 0, 0, action).astype(np.int64 if self.space.discrete else np.float32)
+            return self.space.from_gymnasium(action), [[obs.tolist(), action.tolist(), *self._evaluate(obs, action)]]
+        d = self._decisions
+        partial: Design = {}
+        steps = []
+        current = d.next_param(partial)  # type: ignore[union-attr]
+        while current is not None:
+            obs = d.obs(partial, current)  # type: ignore[union-attr]
+            values, v = d.choices[current], design[current]  # type: ignore[union-attr]
+            a = values.index(v) if v in values else int(np.argmin([abs(x - v) for x in values]))
+            steps.append([obs.tolist(), [a], *self._evaluate(obs, np.array([a]))])
+            partial[current] = d.apply(current, a, partial)  # type: ignore[union-attr]
+            current = d.next_param(partial)  # type: ignore[union-attr]
+        return partial, steps
+
+    def _known(self, design: Design) -> str | None:
+        if self.space.is_valid(design):
+            key = self.space.key(design)
+            return key if key in self.known else None
+        return None
+
+    def _unseen(self) -> Design:
+        d = self.space.sample(self.rng)
+        for _ in range(100):
+            if self._known(d) is None:
+                break
+            d = self.space.sample(self.rng)
+        return d
+
     def ask(self, n: int = 1) -> list[Design]:
         out = []
         with _seeded(int(self.rng.integers(2**31 - 1))):
             for _ in range(n):
                 design, steps = self._sample()
+                for attempt in range(_DEDUPE_TRIES + 1 if self.dedupe else 0):
+                    key = self._known(design)
+                    if key is None:
+                        break
+                    self._add(steps, self._normalised(self.known[key]))  # a repeat: PPO learns its known reward
+                    design, steps = self._sample() if attempt < _DEDUPE_TRIES else self._steps_for(self._unseen())
                 self.pending.setdefault(json.dumps(design, sort_keys=True), []).append(steps)
                 out.append(design)
         return out
@@ -257,6 +315,8 @@ class PPOSearcher(Searcher):
             if not self.pending[k]:
                 del self.pending[k]
             self._add(steps, self._normalised(float(result.reward)))
+            if result.key != "invalid":
+                self.known[result.key] = float(result.reward)
 
     # -- state -------------------------------------------------------------------------------------------------
 
@@ -267,7 +327,7 @@ class PPOSearcher(Searcher):
         return {**super().state_dict(), "policy": _b64(self.model.policy.state_dict()),
                 "optimizer": _b64(self.model.policy.optimizer.state_dict()), "buffer": _b64(arrays),
                 "buffer_pos": int(buf.pos), "n_updates": int(self.model._n_updates), "pending": self.pending,
-                "reward_stats": self.reward_stats}
+                "reward_stats": self.reward_stats, "known": self.known}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -280,6 +340,7 @@ class PPOSearcher(Searcher):
         self.model._n_updates = state["n_updates"]
         self.pending = {k: list(v) for k, v in state["pending"].items()}
         self.reward_stats = list(state["reward_stats"])
+        self.known = dict(state["known"])
 
 
 def train_on_env(env_id: str, mode: str = "oneshot", total_timesteps: int = 1000, seed: int = 0,
