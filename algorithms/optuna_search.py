@@ -303,7 +303,7 @@ class NSGA2Searcher(OptunaSearcher):
     """Optuna's NSGA-II: multi-objective evolution (non-dominated sorting, crowding); also runs single-objective."""
 
     name = "optuna_nsga2"
-    hyperparameter_doc = {**OptunaSearcher.hyperparameter_doc,
+    hyperparameter_doc = {**{k: v for k, v in OptunaSearcher.hyperparameter_doc.items() if k != "n_startup_trials"},
                           "population_size": "individuals per generation",
                           "crossover_prob": "probability that a child is a crossover of two parents",
                           "mutation_prob": "per-parameter mutation probability (None: 1 / number of parameters)"}
