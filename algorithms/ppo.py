@@ -142,8 +142,8 @@ class PPOSearcher(Searcher):
                   f"(up to {_DEDUPE_TRIES} times, then propose an unseen uniform draw, scored under the policy)",
     }
 
-    def __init__(self, space: DesignSpace, seed: int = 0, mode: str = "oneshot", n_steps: int = 20,
-                 batch_size: int = 20, n_epochs: int = 10, learning_rate: float = 3e-3, ent_coef: float = 0.01,
+    def __init__(self, space: DesignSpace, seed: int = 0, mode: str = "oneshot", n_steps: int = 10,
+                 batch_size: int = 10, n_epochs: int = 10, learning_rate: float = 3e-3, ent_coef: float = 0.01,
                  clip_range: float = 0.2, gamma: float = 1.0, gae_lambda: float = 1.0, hidden: int = 64,
                  float_bins: int = 8, normalize_reward: bool = True, device: str = "auto",
                  dedupe: bool = True) -> None:
