@@ -37,7 +37,7 @@ from archgym.searcher import Searcher
 from archgym.space import Design, DesignSpace, Float
 
 MODES = ("oneshot", "constructive")
-_DEDUPE_TRIES = 20
+_DEDUPE_TRIES = 3
 
 
 def _b64(obj: Any) -> str:
