@@ -143,7 +143,7 @@ class NNISearcher(Searcher):
                 self._receive(got[0], got[1], self.known[self.space.key(self._from_params(got[1]))])
                 got = self._generate() if attempt < _DEDUPE_TRIES else None  # None: the tuner keeps repeating
             if got is None:  # nothing new from the tuner: an unseen uniform draw, not told to the tuner
-                design, entry = self._unseen(), None
+                design, entry = self.sample_unseen(self.known), None
             else:
                 design, entry = self._from_params(got[1]), [got[0], got[1]]
             self.pending.setdefault(json.dumps(design, sort_keys=True), []).append(entry)  # type: ignore[arg-type]
@@ -152,14 +152,6 @@ class NNISearcher(Searcher):
 
     def _is_known(self, design: Design) -> bool:
         return self.space.is_valid(design) and self.space.key(design) in self.known
-
-    def _unseen(self) -> Design:
-        d = self.space.sample(self.rng)
-        for _ in range(100):
-            if self.space.key(d) not in self.known:
-                break
-            d = self.space.sample(self.rng)
-        return d
 
     def tell(self, designs: Sequence[Design], results: Sequence[Any]) -> None:
         import json

@@ -108,19 +108,11 @@ class OptunaSearcher(Searcher):
                     break
                 self._study.tell(trial, self.known[key])  # a repeat: Optuna learns the known result for free
                 if attempt == _DEDUPE_TRIES:  # the sampler keeps repeating: enqueue an unseen uniform draw
-                    self._study.enqueue_trial(self.space.to_optuna_params(self._unseen()))
+                    self._study.enqueue_trial(self.space.to_optuna_params(self.sample_unseen(self.known)))
                 trial, design = self._ask_one()
             self.pending.setdefault(self._pkey(design), []).append(trial.number)
             out.append(design)
         return out
-
-    def _unseen(self) -> Design:
-        d = self.space.sample(self.rng)
-        for _ in range(100):
-            if self.space.key(d) not in self.known:
-                break
-            d = self.space.sample(self.rng)
-        return d
 
     def _values(self, result: Any) -> Any:
         if self.n_objectives > 1:

@@ -23,13 +23,8 @@ class RandomSearcher(Searcher):
     def ask(self, n: int = 1) -> list[Design]:
         out = []
         for _ in range(n):
-            d = self.space.sample(self.rng)
+            d = self.sample_unseen(self.seen) if self.dedupe else self.space.sample(self.rng)
             if self.dedupe:
-                for _ in range(100):
-                    key = self.space.key(d)
-                    if key not in self.seen:
-                        break
-                    d = self.space.sample(self.rng)
                 self.seen.add(self.space.key(d))
             out.append(d)
         return out

@@ -60,10 +60,11 @@ _JSON_RUN_FIELDS = {"env_args", "searcher_args", "space", "objective", "meta", "
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=True, default=_json_default)
+    return json.dumps(obj, separators=(",", ":"), allow_nan=True, default=json_default)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """JSON for numpy scalars and arrays (``json.dumps(..., default=json_default)``)."""
     if hasattr(obj, "item"):
         return obj.item()
     if hasattr(obj, "tolist"):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +54,15 @@ class Searcher:
     def config(self) -> dict[str, Any]:
         """The hyperparameters this instance runs with (what the trial log records)."""
         return {n: getattr(self, n, d) for n, d in self.hyperparameters().items()}
+
+    def sample_unseen(self, seen: Container[str], tries: int = 100) -> Design:
+        """A uniform draw whose canonical key is not in ``seen`` (the last draw if ``tries`` redraws all repeat)."""
+        d = self.space.sample(self.rng)
+        for _ in range(tries):
+            if self.space.key(d) not in seen:
+                break
+            d = self.space.sample(self.rng)
+        return d
 
     def ask(self, n: int = 1) -> list[Design]:
         """Propose ``n`` designs to evaluate next (all may be evaluated in parallel)."""

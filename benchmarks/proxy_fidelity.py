@@ -193,8 +193,8 @@ def main() -> None:
                 results["fidelity"] += hw_rows
             except ArchGymError as exc:
                 print(f"{env}: unavailable ({exc})")
-    print(f"(real us/des: NAS-Bench-Graph is a table look-up timed cold here; hardware simulators: the seconds the "
-          f"Evaluator logged per design in this run. proxy us/des: one batched predict_dist call incl. features)")
+    print("(real us/des: NAS-Bench-Graph is a table look-up timed cold here; hardware simulators: the seconds the "
+          "Evaluator logged per design in this run. proxy us/des: one batched predict_dist call incl. features)")
     print(f"\n== proxy-in-the-loop (inner: random) vs random on NAS-Bench-Graph cora, budget {budget}, "
           f"{seeds} seeds ==")
     hparams = {"model_args": {"n_estimators": 100}}

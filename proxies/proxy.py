@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from archgym.errors import ConfigError, LogError
 from archgym.proxies.features import DagLayout, encode_designs
 from archgym.proxies.models import MODEL_KINDS, Regressor, make_regressor
+
+from archgym.errors import ConfigError, LogError
+from archgym.log import json_default
 from archgym.space import Design, DesignSpace
 
 FORMAT = "archgym-proxy"
@@ -131,7 +132,7 @@ class Proxy:
         path.mkdir(parents=True, exist_ok=True)
         filename = self.regressor.save(path)
         manifest = {**self.manifest(), "files": {"model": filename, "sha256": _sha256(path / filename)}}
-        (path / MANIFEST).write_text(json.dumps(manifest, indent=1, allow_nan=True, default=_json_default))
+        (path / MANIFEST).write_text(json.dumps(manifest, indent=1, allow_nan=True, default=json_default))
         return path
 
     @classmethod
@@ -163,14 +164,6 @@ class Proxy:
 
 _OWN_KEYS = {"format", "version", "model", "model_config", "model_args", "encoding", "metric", "log_target", "seed",
              "fingerprint", "space", "files"}
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
