@@ -6,6 +6,7 @@ any moment resumes from the last committed batch without losing or repeating a f
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from archgym.errors import ConfigError, LogError
 from archgym.evaluator import Evaluator, TrialResult
-from archgym.log import TrialLog
+from archgym.log import TrialLog, json_default
 from archgym.registry import Problem, make_problem, make_searcher
 from archgym.searcher import Searcher
 
@@ -49,10 +50,16 @@ class RunSpec:
 
 
 class LocalRunner:
-    """Run one search in this process, logging every evaluation to ``log`` under ``run_id``."""
+    """Run one search in this process, logging every evaluation to ``log`` under ``run_id``.
+
+    Each batch is committed as soon as it is told; the searcher's state is checkpointed with a batch at most every
+    ``checkpoint_every`` seconds (its state can grow with the run). Resuming loads the last checkpoint and replays the
+    batches logged after it through ``ask``/``tell``, checking that the searcher proposes exactly what was logged.
+    """
 
     def __init__(self, problem: Problem, searcher: Searcher, log: TrialLog, run_id: str, budget: int | None,
-                 time_budget: float | None = None, batch_size: int = 1, timeout: float | None = None) -> None:
+                 time_budget: float | None = None, batch_size: int = 1, timeout: float | None = None,
+                 checkpoint_every: float = 2.0) -> None:
         self.problem = problem
         self.searcher = searcher
         self.log = log
@@ -60,41 +67,68 @@ class LocalRunner:
         self.budget = budget
         self.time_budget = time_budget
         self.batch_size = batch_size
+        self.checkpoint_every = checkpoint_every
         self.evaluator = Evaluator(problem.simulator, problem.objective, log=log, run_id=run_id, timeout=timeout)
         self.elapsed_before = 0.0
 
+    def _batch(self, done: int) -> int:
+        return self.batch_size if self.budget is None else min(self.batch_size, self.budget - done)
+
+    def _logged_result(self, t: dict) -> TrialResult:
+        """A logged trial as the TrialResult the searcher was told when it was evaluated."""
+        obj = self.evaluator.objective
+        ok = t["status"] == "ok"
+        return TrialResult(t["design"], t["key"], t["status"], t["reward"] if ok else obj.failure_reward,
+                           metrics=t["metrics"], rewards=t["rewards"], error=t["error"], fidelity=t["fidelity"],
+                           wall_time=t["wall_time"] or 0.0, sim_cost=t["sim_cost"] or 0.0, cached=t["cached"],
+                           satisfied=ok and obj.satisfied(t["metrics"]), trial_id=t["trial_id"])
+
     def resume_state(self) -> int:
-        """Restore the searcher and the cache from the log; returns how many trials are already done."""
+        """Restore the searcher (checkpoint, then replay) and the cache from the log; returns the trials done."""
         run = self.log.run(self.run_id)
-        done = self.log.count(self.run_id)
-        if run["state"] is not None:
-            if run["state_trials"] != done:
-                raise LogError(f"run {self.run_id}: checkpoint covers {run['state_trials']} trials but the log holds {done}")
-            self.searcher.load_state_dict(run["state"])
-        elif done:
-            raise LogError(f"run {self.run_id} has {done} trials but no searcher checkpoint")
         trials = self.log.trials(self.run_id)
         self.evaluator.warm_cache(trials)
         self.elapsed_before = sum(t["wall_time"] or 0.0 for t in trials)
+        done = 0
+        if run["state"] is not None:
+            self.searcher.load_state_dict(run["state"])
+            done = run["state_trials"]
+        while done < len(trials):
+            n = self._batch(done)
+            designs = self.searcher.ask(n)
+            logged = trials[done:done + n]
+            for d, t in zip(designs, logged):
+                if json.dumps(d, sort_keys=True, default=json_default) != json.dumps(t["design"], sort_keys=True):
+                    raise LogError(f"run {self.run_id}: searcher {run['searcher']} did not replay trial {t['trial_id']} "
+                                   "as logged, so it cannot resume exactly")
+            results = [self._logged_result(t) for t in logged]
+            if len(logged) < n:  # a batch interrupted part-way: evaluate the rest of it now
+                results += self.evaluator.evaluate_many(designs[len(logged):])
+            self.searcher.tell(designs, results)
+            done += n
         return done
 
     def run(self, progress: Callable[[int, list[TrialResult]], None] | None = None, resume: bool = False) -> int:
         """Search until the budget is spent; returns the number of trials in the log for this run."""
         done = self.resume_state() if resume else 0
         self.log.autoflush = False
-        start = time.monotonic()
+        start = last_checkpoint = time.monotonic()
         try:
             while self.budget is None or done < self.budget:
                 if self.time_budget is not None and time.monotonic() - start + self.elapsed_before >= self.time_budget:
                     break
-                n = self.batch_size if self.budget is None else min(self.batch_size, self.budget - done)
-                designs = self.searcher.ask(n)
+                designs = self.searcher.ask(self._batch(done))
                 results = self.evaluator.evaluate_many(designs)
                 self.searcher.tell(designs, results)
-                self.log.flush(checkpoint=(self.run_id, self.searcher.state_dict()))
                 done += len(results)
+                if time.monotonic() - last_checkpoint >= self.checkpoint_every:
+                    self.log.flush(checkpoint=(self.run_id, self.searcher.state_dict()))
+                    last_checkpoint = time.monotonic()
+                else:
+                    self.log.flush()
                 if progress is not None:
                     progress(done, results)
+            self.log.flush(checkpoint=(self.run_id, self.searcher.state_dict()))
         finally:
             self.evaluator.close()
             self.log.autoflush = True

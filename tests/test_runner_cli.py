@@ -142,3 +142,31 @@ def test_time_budget_stops_the_run(tmp_path):
         runner = start_run(log, RunSpec(ENV, {}, "random", {}, seed=0, budget=None, time_budget=0.5))
         n = runner.run()
         assert 0 < n < 26206 and log.run(runner.run_id)["status"] == "finished"
+
+
+@pytest.mark.parametrize("drop", [0, 2])
+def test_resume_replays_batches_logged_after_the_last_checkpoint(tmp_path, drop):
+    """No checkpoint mid-run (and, with ``drop``, the last batch only partly logged): resume replays the log."""
+    ref_spec = RunSpec(ENV, {}, "regularized_evolution", {}, seed=5, budget=60, batch_size=4)
+    with TrialLog(tmp_path / "ref.sqlite") as log:
+        start_run(log, ref_spec).run()
+    with TrialLog(tmp_path / "cut.sqlite") as log:
+        runner = start_run(log, RunSpec(ENV, {}, "regularized_evolution", {}, seed=5, budget=24, batch_size=4))
+        runner.checkpoint_every = float("inf")
+        runner.run()
+        log._db.execute("UPDATE runs SET budget=60, status='running', state=NULL, state_trials=0")
+        log._db.execute("DELETE FROM trials WHERE trial_id >= ?", (24 - drop,))
+        assert reopen_run(log, runner.run_id).run(resume=True) == 60
+    assert _designs(tmp_path / "cut.sqlite") == _designs(tmp_path / "ref.sqlite")
+
+
+def test_resume_refuses_a_log_the_searcher_does_not_replay(tmp_path):
+    from archgym.errors import LogError
+
+    with TrialLog(tmp_path / "t.sqlite") as log:
+        runner = start_run(log, RunSpec(ENV, {}, "random", {}, seed=1, budget=8, batch_size=4))
+        runner.checkpoint_every = float("inf")
+        runner.run()
+        log._db.execute("UPDATE runs SET budget=12, status='running', state=NULL, state_trials=0, seed=2")
+        with pytest.raises(LogError, match="did not replay trial 0"):
+            reopen_run(log, runner.run_id).run(resume=True)
