@@ -55,8 +55,11 @@ class _TorchEnsemble(Regressor):
 
     auto_steps = 1200
 
-    def __init__(self, n_members: int, epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int) -> None:
+    def __init__(self, n_members: int, hidden: int, layers: int, epochs: int, batch_size: int, lr: float,
+                 weight_decay: float, seed: int) -> None:
         self.n_members = n_members
+        self.hidden = hidden
+        self.layers = layers
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -120,9 +123,9 @@ class _TorchEnsemble(Regressor):
         preds = preds * self.y_std + self.y_mean
         return preds.mean(axis=0), preds.std(axis=0)
 
-    def _train_config(self) -> dict[str, Any]:
-        return {"n_members": self.n_members, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                "weight_decay": self.weight_decay, "seed": self.seed}
+    def config(self) -> dict[str, Any]:
+        return {"n_members": self.n_members, "hidden": self.hidden, "layers": self.layers, "epochs": self.epochs,
+                "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay, "seed": self.seed}
 
     def save(self, directory: Path) -> str:
         assert self.net is not None, "save before fit"
@@ -153,12 +156,7 @@ class MLPEnsembleRegressor(_TorchEnsemble):
 
     def __init__(self, n_members: int = 5, hidden: int = 128, layers: int = 2, epochs: int = 0, batch_size: int = 128,
                  lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0) -> None:
-        super().__init__(n_members, epochs, batch_size, lr, weight_decay, seed)
-        self.hidden = hidden
-        self.layers = layers
-
-    def config(self) -> dict[str, Any]:
-        return {**self._train_config(), "hidden": self.hidden, "layers": self.layers}
+        super().__init__(n_members, hidden, layers, epochs, batch_size, lr, weight_decay, seed)
 
     def _build(self) -> nn.Module:
         return _EnsembleMLP(self.n_members, self.n_in, self.hidden, self.layers)
@@ -216,12 +214,7 @@ class GraphEnsembleRegressor(_TorchEnsemble):
 
     def __init__(self, n_members: int = 3, hidden: int = 64, layers: int = 3, epochs: int = 0, batch_size: int = 128,
                  lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0) -> None:
-        super().__init__(n_members, epochs, batch_size, lr, weight_decay, seed)
-        self.hidden = hidden
-        self.layers = layers
-
-    def config(self) -> dict[str, Any]:
-        return {**self._train_config(), "hidden": self.hidden, "layers": self.layers}
+        super().__init__(n_members, hidden, layers, epochs, batch_size, lr, weight_decay, seed)
 
     def _build(self) -> nn.Module:
         return _GraphEnsembleNet(self.n_members, self.n_in, self.hidden, self.layers)
